@@ -1,0 +1,6 @@
+"""The rdev Session operator: remote-development sessions on a project's pod."""
+
+GROUP = "rdev.io"
+VERSION = "v1alpha1"
+PLURAL = "sessions"
+KIND = "Session"

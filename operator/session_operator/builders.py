@@ -1,0 +1,191 @@
+"""Pure builders for what the operator creates: names, labels, Service, Ingress, URL.
+
+No I/O here, so every child object can be checked by a unit test and the same
+input always yields the same object (deterministic names make retries safe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import GROUP, KIND, VERSION
+
+PROJECT_LABEL = "rdev.io/project"
+SESSION_LABEL = "rdev.io/session"
+FEATURE_LABEL = "rdev.io/feature"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "rdev-session-operator"
+REPO_PATH_ANNOTATION = "rdev.io/repo-path"
+WORKTREE_ROOT_ANNOTATION = "rdev.io/worktree-root"
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+PREVIEW_PORT_NAME = "preview"
+
+
+def service_name(session: str) -> str:
+    return f"{session}-preview"
+
+
+def child_labels(session: str, project: str, feature: str | None) -> dict[str, str]:
+    labels = {SESSION_LABEL: session, PROJECT_LABEL: project, MANAGED_BY_LABEL: MANAGER}
+    if feature:
+        labels[FEATURE_LABEL] = feature
+    return labels
+
+
+def owner_reference(name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pick_port(web_ui_running: bool, web_ui_port: int, preview_port: int) -> int:
+    """The web UI's port while it runs, else the app preview's."""
+    return web_ui_port if web_ui_running else preview_port
+
+
+def preview_service(
+    *,
+    session: str,
+    namespace: str,
+    uid: str,
+    project: str,
+    feature: str | None,
+    port: int,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name(session),
+            "namespace": namespace,
+            "labels": child_labels(session, project, feature),
+            "ownerReferences": [owner_reference(session, uid)],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {SESSION_LABEL: session},
+            "ports": [
+                {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
+            ],
+        },
+    }
+
+
+def service_port_patch(port: int) -> dict[str, Any]:
+    """A strategic-merge patch that changes the port in place (no recreate)."""
+    return {
+        "spec": {
+            "ports": [
+                {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
+            ]
+        }
+    }
+
+
+def service_port(service: dict[str, Any]) -> int | None:
+    for entry in (service.get("spec") or {}).get("ports") or []:
+        if entry.get("name") == PREVIEW_PORT_NAME:
+            target = entry.get("targetPort")
+            if entry.get("port") == target:
+                return int(entry["port"])
+            return None
+    return None
+
+
+def template_values(session: str, namespace: str, project: str, port: int) -> dict[str, str]:
+    return {
+        "session": session,
+        "namespace": namespace,
+        "project": project,
+        "service": service_name(session),
+        "port": str(port),
+    }
+
+
+def preview_url(template: str, session: str, namespace: str, project: str, port: int) -> str:
+    if template:
+        return template.format(**template_values(session, namespace, project, port))
+    return f"http://{service_name(session)}.{namespace}.svc.cluster.local:{port}"
+
+
+def preview_ingress(
+    *,
+    session: str,
+    namespace: str,
+    uid: str,
+    project: str,
+    feature: str | None,
+    host: str,
+    ingress_class: str,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": service_name(session),
+            "namespace": namespace,
+            "labels": child_labels(session, project, feature),
+            "ownerReferences": [owner_reference(session, uid)],
+        },
+        "spec": {
+            "ingressClassName": ingress_class,
+            "rules": [
+                {
+                    "host": host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {
+                                    "service": {
+                                        "name": service_name(session),
+                                        "port": {"name": PREVIEW_PORT_NAME},
+                                    }
+                                },
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+def pod_session_label_patch(session: str | None) -> dict[str, Any]:
+    """Merge patch that sets (or, with None, removes) the pod's session label."""
+    return {"metadata": {"labels": {SESSION_LABEL: session}}}
+
+
+def pick_container(pod: dict[str, Any], wanted: str | None) -> str | None:
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    if wanted:
+        return wanted if wanted in names else None
+    default = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+        DEFAULT_CONTAINER_ANNOTATION
+    )
+    if default and default in names:
+        return str(default)
+    return names[0] if names else None
+
+
+def pod_paths(pod: dict[str, Any], repo_path: str, worktree_root: str) -> tuple[str, str]:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return (
+        annotations.get(REPO_PATH_ANNOTATION) or repo_path,
+        annotations.get(WORKTREE_ROOT_ANNOTATION) or worktree_root,
+    )
+
+
+def checkout_path(worktree_root: str, session: str) -> str:
+    return f"{worktree_root.rstrip('/')}/{session}"
+
+
+def run_dir(worktree_root: str, session: str) -> str:
+    """Web UI pid file and log live here, outside the checkout."""
+    return f"{worktree_root.rstrip('/')}/.rdev/{session}"

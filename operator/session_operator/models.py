@@ -1,0 +1,291 @@
+"""The Session API as pydantic models: the one source of the CRD schema.
+
+``crd.py`` renders ``crds/`` from these models, and the operator parses every
+Session with them, so the API server and the operator hold the same rules.
+Rules that need the old object (immutability, one-way checkin) exist only as
+CEL transition rules in the CRD.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .durations import EXPIRES_IN_RE, MAX_EXPIRES_IN, parse_duration
+from .refnames import MAX_REF_LENGTH, ref_name_problems
+
+DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1035_LABEL_RE = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+MAX_SESSION_NAME = 55  # "<name>-preview" must stay a valid Service name (63)
+
+# Extra OpenAPI keywords per field, picked up by crd.py.
+CEL = "x-kubernetes-validations"
+
+
+def _ref_field(description: str) -> Any:
+    return Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REF_LENGTH,
+        description=description,
+        json_schema_extra={"x-rdev-ref-name": True},
+    )
+
+
+class Checkin(BaseModel):
+    """Ends the session; once set it cannot be removed or changed."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    skip_review: bool = Field(
+        default=False,
+        alias="skipReview",
+        description="Do not request a review of the session's branch.",
+    )
+    auto_merge: bool = Field(
+        default=False,
+        alias="autoMerge",
+        description="Ask the review to merge the branch automatically once approved.",
+    )
+
+
+class SessionSpec(BaseModel):
+    """What the session should be; written by people and GitOps tools, never by the operator."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    project: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL_RE,
+        description=(
+            "The project whose pod hosts the session: a pod in the Session's namespace"
+            " labelled rdev.io/project=<project>. Immutable."
+        ),
+    )
+    container: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL_RE,
+        description=(
+            "The container to exec into. Default: the pod's"
+            " kubectl.kubernetes.io/default-container annotation, else its first container."
+        ),
+    )
+    branch: str | None = _ref_field(
+        "An existing branch to check out. Exactly one of branch and newBranch. Immutable."
+    )
+    new_branch: str | None = Field(
+        default=None,
+        alias="newBranch",
+        min_length=1,
+        max_length=MAX_REF_LENGTH,
+        description="A branch to create. Exactly one of branch and newBranch. Immutable.",
+        json_schema_extra={"x-rdev-ref-name": True},
+    )
+    from_ref: str | None = Field(
+        default=None,
+        alias="fromRef",
+        min_length=1,
+        max_length=MAX_REF_LENGTH,
+        description=(
+            "Where newBranch starts; only with newBranch. Default: the repository's"
+            " default branch on origin. Immutable."
+        ),
+        json_schema_extra={"x-rdev-ref-name": True},
+    )
+    feature_slug: str | None = Field(
+        default=None,
+        alias="featureSlug",
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL_RE,
+        description="Recorded as label rdev.io/feature on what the operator creates.",
+    )
+    expires_in: str = Field(
+        default="24h",
+        alias="expiresIn",
+        max_length=32,
+        description=(
+            "How long the session lives after its creation: a Go duration (90m, 24h,"
+            " 1h30m) or whole days (7d); at most 30 days. Change it to extend or shorten."
+        ),
+    )
+    web_ui: bool = Field(
+        default=False,
+        alias="webUI",
+        description="Run the browser coding UI inside the project pod.",
+    )
+    preview_port: int = Field(
+        default=8080,
+        alias="previewPort",
+        ge=1,
+        le=65535,
+        description="The port of the app preview in the pod (used while the web UI is off).",
+    )
+    checkin: Checkin | None = Field(
+        default=None,
+        description=(
+            "Setting it ends the session (checked in). One-way: once set it cannot be"
+            " removed or changed."
+        ),
+    )
+
+    @field_validator("branch", "new_branch", "from_ref")
+    @classmethod
+    def _valid_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            problems = ref_name_problems(value)
+            if problems:
+                raise ValueError("not a valid git branch name: " + "; ".join(problems))
+        return value
+
+    @field_validator("expires_in")
+    @classmethod
+    def _valid_expiry(cls, value: str) -> str:
+        delta = parse_duration(value)
+        if delta > MAX_EXPIRES_IN:
+            raise ValueError("expiresIn must be at most 30 days (30d or 720h)")
+        if delta <= timedelta(0):
+            raise ValueError("expiresIn must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _one_branch(self) -> SessionSpec:
+        if (self.branch is None) == (self.new_branch is None):
+            raise ValueError("exactly one of branch or newBranch must be set")
+        if self.from_ref is not None and self.new_branch is None:
+            raise ValueError("fromRef may only be set together with newBranch")
+        return self
+
+    @property
+    def expires_after(self) -> timedelta:
+        return parse_duration(self.expires_in)
+
+    @property
+    def wanted_branch(self) -> str:
+        return self.new_branch or self.branch or ""
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    ACTIVE = "Active"
+    ENDING = "Ending"
+    ENDED = "Ended"
+    EXPIRED = "Expired"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES = frozenset({Phase.ENDED, Phase.EXPIRED})
+
+
+class WebUIState(StrEnum):
+    STOPPED = "Stopped"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    FAILED = "Failed"
+
+
+class Condition(BaseModel):
+    """A Kubernetes condition (metav1.Condition)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str = Field(description="Type of the condition, e.g. Ready.")
+    status: str = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason for the last transition.")
+    message: str = Field(default="", description="Human-readable detail.")
+    last_transition_time: str | None = Field(
+        default=None,
+        alias="lastTransitionTime",
+        description="When the status last flipped.",
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        alias="observedGeneration",
+        description="The .metadata.generation the condition was set for.",
+    )
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    requested: bool = Field(description="A review of the branch was requested at checkin.")
+    auto_merge: bool = Field(
+        alias="autoMerge", description="The review should merge automatically once approved."
+    )
+
+
+class Changes(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    uncommitted_files: int = Field(
+        alias="uncommittedFiles", description="Tracked files with uncommitted changes."
+    )
+    untracked_files: int = Field(alias="untrackedFiles", description="Untracked files.")
+    unpushed_commits: int = Field(
+        alias="unpushedCommits", description="Commits on the branch that no remote has."
+    )
+    checked_at: str | None = Field(
+        default=None, alias="checkedAt", description="When these figures were taken."
+    )
+
+
+class SessionStatus(BaseModel):
+    """What the operator observed and did; written only by the operator."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    phase: Phase | None = Field(default=None, description="Where the session is in its life.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Reconciling, Stalled and per-part conditions."
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        alias="observedGeneration",
+        description="The .metadata.generation this status was computed for.",
+    )
+    pod_name: str | None = Field(
+        default=None, alias="podName", description="The project pod hosting the session."
+    )
+    container: str | None = Field(default=None, description="The container exec'd into.")
+    checkout_path: str | None = Field(
+        default=None, alias="checkoutPath", description="The worktree's path inside the pod."
+    )
+    branch: str | None = Field(default=None, description="The branch checked out.")
+    commit: str | None = Field(default=None, description="HEAD of the checkout.")
+    service_name: str | None = Field(
+        default=None, alias="serviceName", description="The preview Service."
+    )
+    service_port: int | None = Field(
+        default=None, alias="servicePort", description="The port the preview Service exposes."
+    )
+    preview_url: str | None = Field(
+        default=None, alias="previewURL", description="Where to open the preview."
+    )
+    web_ui: WebUIState | None = Field(
+        default=None, alias="webUI", description="Stopped, Starting, Running or Failed."
+    )
+    web_ui_restarts: int | None = Field(
+        default=None,
+        alias="webUIRestarts",
+        description="How often the operator restarted a web UI that had died.",
+    )
+    expires_at: str | None = Field(
+        default=None, alias="expiresAt", description="creationTimestamp + expiresIn."
+    )
+    ended_at: str | None = Field(
+        default=None, alias="endedAt", description="When the session ended."
+    )
+    review: Review | None = Field(default=None, description="Set at checkin unless skipReview.")
+    changes: Changes | None = Field(
+        default=None, description="What is at stake in the worktree, refreshed periodically."
+    )
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)

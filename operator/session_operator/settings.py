@@ -1,0 +1,122 @@
+"""Operator settings: environment variables prefixed ``RDEV_``, parsed once at start-up.
+
+Invalid values stop the operator at start with a message naming the variable,
+rather than failing later inside a handler.
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .durations import parse_duration
+from .refnames import ref_name_problems
+
+_TEMPLATE_KEYS = {"session", "namespace", "project", "port", "service"}
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RDEV_", extra="ignore", frozen=True)
+
+    repo_path: str = "/workspace/repo"
+    worktree_root: str = "/workspace/sessions"
+    webui_command: Annotated[tuple[str, ...], NoDecode] = ("claude-code-ui",)
+    webui_port: int = Field(default=3001, ge=1, le=65535)
+    protected_branches: Annotated[frozenset[str], NoDecode] = frozenset({"main", "master"})
+    preview_url_template: str = ""
+    ingress_class: str = ""
+    ingress_host_template: str = ""
+    changes_interval: timedelta = timedelta(minutes=5)
+    progress_deadline: timedelta = timedelta(minutes=5)
+    webui_check_interval: timedelta = timedelta(seconds=60)
+    stalled_recheck_interval: timedelta = timedelta(seconds=60)
+    retry_interval: timedelta = timedelta(seconds=10)
+    exec_timeout: timedelta = timedelta(seconds=60)
+    namespaces: Annotated[tuple[str, ...], NoDecode] = ()
+    workers: int = Field(default=16, ge=1, le=256)
+    metrics_port: int = Field(default=8000, ge=0, le=65535)
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    peering: str = ""  # empty: standalone; a name: kopf peering for HA
+    priority: int = 0  # 0: derived from start time, so the oldest instance keeps acting
+    delete_retries: int = Field(default=6, ge=1)
+
+    @field_validator(
+        "changes_interval",
+        "progress_deadline",
+        "webui_check_interval",
+        "stalled_recheck_interval",
+        "retry_interval",
+        "exec_timeout",
+        mode="before",
+    )
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        return _duration(value)
+
+    @field_validator("webui_command", mode="before")
+    @classmethod
+    def _split_command(cls, value: object) -> object:
+        if isinstance(value, str):
+            argv = shlex.split(value)
+            if not argv:
+                raise ValueError("must name a command")
+            return tuple(argv)
+        return value
+
+    @field_validator("protected_branches", mode="before")
+    @classmethod
+    def _split_branches(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = [n.strip() for n in value.split(",") if n.strip()]
+            for name in names:
+                if ref_name_problems(name):
+                    raise ValueError(f"{name!r} is not a valid branch name")
+            return frozenset(names)
+        return value
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @field_validator("preview_url_template", "ingress_host_template")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        if value:
+            try:
+                value.format(**dict.fromkeys(_TEMPLATE_KEYS, "x"))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(
+                    f"unknown placeholder {exc}; use {{session}}, {{namespace}}, {{project}},"
+                    " {service} or {port}"
+                ) from exc
+        return value
+
+
+class SettingsError(SystemExit):
+    """Start-up refused because of a bad setting; the message names the variable."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "RDEV_" + str(err["loc"][0]).upper() if err["loc"] else "RDEV_*"
+            lines.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid operator settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,63 @@
+"""argv lists that start, check and stop the web UI inside the project pod.
+
+Detaching a process needs a shell, so the scripts below are constants and every
+value (paths, port, the configured command) is passed as a positional argument:
+nothing a user wrote is ever parsed by the shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+Argv = list[str]
+
+_START = r"""
+set -eu
+dir="$1"; run="$2"; port="$3"; shift 3
+mkdir -p "$run"
+if [ -f "$run/webui.pid" ] && kill -0 "$(cat "$run/webui.pid")" 2>/dev/null; then
+  echo running; exit 0
+fi
+cd "$dir"
+PORT="$port" nohup "$@" >"$run/webui.log" 2>&1 </dev/null &
+echo "$!" >"$run/webui.pid.tmp"
+mv "$run/webui.pid.tmp" "$run/webui.pid"
+sleep 0.2
+if kill -0 "$(cat "$run/webui.pid")" 2>/dev/null; then echo started; exit 0; fi
+echo "web UI exited at once; last lines of its log:" >&2
+tail -n 5 "$run/webui.log" >&2 || true
+exit 3
+"""
+
+_ALIVE = r"""
+pid="$(cat "$1/webui.pid" 2>/dev/null)" || exit 1
+kill -0 "$pid" 2>/dev/null
+"""
+
+_STOP = r"""
+run="$1"
+pid="$(cat "$run/webui.pid" 2>/dev/null)" || { echo stopped; exit 0; }
+if kill -0 "$pid" 2>/dev/null; then
+  kill -TERM "$pid" 2>/dev/null || true
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  kill -KILL "$pid" 2>/dev/null || true
+fi
+rm -f "$run/webui.pid"
+echo stopped
+"""
+
+STARTED_EXIT_CODE = 0
+EXITED_AT_ONCE_CODE = 3
+
+
+def start(checkout: str, run_dir: str, port: int, command: Sequence[str]) -> Argv:
+    return ["sh", "-c", _START, "sh", checkout, run_dir, str(port), *command]
+
+
+def alive(run_dir: str) -> Argv:
+    return ["sh", "-c", _ALIVE, "sh", run_dir]
+
+
+def stop(run_dir: str) -> Argv:
+    return ["sh", "-c", _STOP, "sh", run_dir]
