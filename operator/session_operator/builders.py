@@ -76,15 +76,21 @@ def preview_service(
     }
 
 
-def service_port_patch(port: int) -> dict[str, Any]:
-    """A strategic-merge patch that changes the port in place (no recreate)."""
-    return {
-        "spec": {
-            "ports": [
+def service_port_patch(port: int) -> list[dict[str, Any]]:
+    """A JSON patch that swaps the port in place (no recreate).
+
+    A strategic-merge patch would merge ports by number and add a second
+    ``preview`` port instead of replacing the first.
+    """
+    return [
+        {
+            "op": "replace",
+            "path": "/spec/ports",
+            "value": [
                 {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
-            ]
+            ],
         }
-    }
+    ]
 
 
 def service_port(service: dict[str, Any]) -> int | None:

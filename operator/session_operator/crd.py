@@ -48,14 +48,25 @@ SPEC_RULES.append(
     }
 )
 
+
+def cel_string(text: str) -> str:
+    """A CEL single-quoted string literal holding ``text`` verbatim."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_EXPIRES = cel_string(EXPIRES_IN_RE)
+_NAME = cel_string(DNS1035_LABEL_RE)
+
 EXPIRES_IN_RULES = [
     {
-        "rule": f"self.matches('{EXPIRES_IN_RE}')",
-        "message": "expiresIn must be a Go duration such as 90m, 24h or 1h30m, or whole days such as 7d",
+        "rule": f"self.matches({_EXPIRES})",
+        "message": (
+            "expiresIn must be a Go duration such as 90m, 24h or 1h30m, or whole days such as 7d"
+        ),
     },
     {
         "rule": (
-            f"!self.matches('{EXPIRES_IN_RE}') || (self.endsWith('d')"
+            f"!self.matches({_EXPIRES}) || (self.endsWith('d')"
             " ? int(self.substring(0, self.size() - 1)) <= 30"
             " : duration(self) <= duration('720h'))"
         ),
@@ -63,7 +74,7 @@ EXPIRES_IN_RULES = [
     },
     {
         "rule": (
-            f"!self.matches('{EXPIRES_IN_RE}') || (self.endsWith('d')"
+            f"!self.matches({_EXPIRES}) || (self.endsWith('d')"
             " ? int(self.substring(0, self.size() - 1)) > 0"
             " : duration(self) > duration('0s'))"
         ),
@@ -74,8 +85,7 @@ EXPIRES_IN_RULES = [
 ROOT_RULES = [
     {
         "rule": (
-            f"self.metadata.name.matches('{DNS1035_LABEL_RE}')"
-            f" && size(self.metadata.name) <= {MAX_SESSION_NAME}"
+            f"self.metadata.name.matches({_NAME}) && size(self.metadata.name) <= {MAX_SESSION_NAME}"
         ),
         "message": (
             "metadata.name must be a DNS-1035 label (lower case letters, digits and '-',"
@@ -123,9 +133,7 @@ def _openapi(node: Any, defs: dict[str, Any]) -> Any:
     if "pattern" in out and out.get("type") == "string":
         pass
     if ref_name:
-        out["x-kubernetes-validations"] = [
-            {"rule": r.cel, "message": r.message} for r in REF_RULES
-        ]
+        out["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in REF_RULES]
     return out
 
 
@@ -151,7 +159,7 @@ def status_schema() -> dict[str, Any]:
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"
     conditions["x-kubernetes-list-map-keys"] = ["type"]
-    for key in ("type", "status"):
+    for _key in ("type", "status"):
         conditions["items"].setdefault("required", [])
     return schema
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .durations import EXPIRES_IN_RE, MAX_EXPIRES_IN, parse_duration
+from .durations import MAX_EXPIRES_IN, parse_duration
 from .refnames import MAX_REF_LENGTH, ref_name_problems
 
 DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -283,6 +283,16 @@ class SessionStatus(BaseModel):
         default=None, alias="endedAt", description="When the session ended."
     )
     review: Review | None = Field(default=None, description="Set at checkin unless skipReview.")
+    provisioning_since: str | None = Field(
+        default=None,
+        alias="provisioningSince",
+        description="When provisioning started; the progress deadline counts from here.",
+    )
+    provisioning_step: str | None = Field(
+        default=None,
+        alias="provisioningStep",
+        description="The provisioning step in progress (reported when the deadline passes).",
+    )
     changes: Changes | None = Field(
         default=None, description="What is at stake in the worktree, refreshed periodically."
     )

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     peering: str = ""  # empty: standalone; a name: kopf peering for HA
     priority: int = 0  # 0: derived from start time, so the oldest instance keeps acting
+    peering_lifetime: timedelta = timedelta(seconds=20)
     delete_retries: int = Field(default=6, ge=1)
 
     @field_validator(
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
         "stalled_recheck_interval",
         "retry_interval",
         "exec_timeout",
+        "peering_lifetime",
         mode="before",
     )
     @classmethod

@@ -1,0 +1,113 @@
+"""``python -m session_operator``: parse settings, wire the runtime, run kopf.
+
+Everything that touches the cluster happens here at start, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from . import handlers
+from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
+from .cache import ObjectCache
+from .kube import Kube, load_kube_config
+from .podexec import PodExec
+from .reconcile import Reconciler
+from .settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("session_operator")
+
+
+def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
+    """Our names under rdev.io, server-side filters, peering for HA."""
+    kopf_settings.persistence.finalizer = "rdev.io/finalizer"
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="rdev.io", key="last-handled-configuration"
+    )
+    kopf_settings.execution.max_workers = settings.workers
+    # Server-side filters: watch only project pods and our own Services.
+    kopf_settings.watching.label_selectors[_core("pods")] = PROJECT_LABEL
+    kopf_settings.watching.label_selectors[_core("services")] = f"{MANAGED_BY_LABEL}={MANAGER}"
+    kopf_settings.peering.clusterwide = True
+    kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
+    kopf_settings.peering.stealth = True
+    kopf_settings.posting.level = logging.WARNING
+
+
+def _core(plural: str) -> Callable[[Any], bool]:
+    return lambda res: bool(res.group == "" and res.plural == plural)
+
+
+def build_runtime(settings: Settings) -> handlers.Runtime:
+    cfg = load_kube_config()
+    kube = Kube(cfg, pool_size=settings.workers + 4)
+    sessions, pods, services = ObjectCache(), ObjectCache(), ObjectCache()
+    execs = PodExec(kube.new_api_client, timeout_s=settings.exec_timeout.total_seconds())
+    reconciler = Reconciler(settings, kube, execs, sessions, pods, services)
+    return handlers.Runtime(
+        reconciler=reconciler,
+        executor=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile"),
+        delete_retries=settings.delete_retries,
+        retry_base_s=settings.retry_interval.total_seconds(),
+        sessions=sessions,
+        pods=pods,
+        services=services,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    kopf.configure(
+        verbose=settings.log_level == "DEBUG",
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    handlers.RUNTIME = build_runtime(settings)
+
+    @kopf.on.startup()
+    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(operator_settings, settings)
+
+    operator_settings = settings
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    priority = settings.priority or _age_priority()
+    log.info(
+        "starting: namespaces=%s peering=%s priority=%d",
+        ",".join(settings.namespaces) or "*",
+        settings.peering or "standalone",
+        priority,
+    )
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        standalone=not settings.peering,
+        peering_name=settings.peering or None,
+        priority=priority,
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+def _age_priority() -> int:
+    """Older instances rank higher, so a newcomer never takes over a working one."""
+    return (4_000_000_000 - int(time.time())) * 1000 + random.randrange(1000)  # noqa: S311
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

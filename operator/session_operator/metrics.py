@@ -1,0 +1,23 @@
+"""Prometheus metrics; served on RDEV_METRICS_PORT by ``__main__``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SESSIONS = Gauge("rdev_sessions", "Sessions known to the operator, by phase.", ["phase"])
+RECONCILE_DURATION = Histogram(
+    "rdev_reconcile_duration_seconds",
+    "Time one reconcile of a Session took.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RECONCILE_TOTAL = Counter("rdev_reconcile_total", "Reconciles of Sessions, by result.", ["result"])
+EXEC_DURATION = Histogram(
+    "rdev_exec_duration_seconds",
+    "Time an exec into a project pod took, by step.",
+    ["step"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+EXEC_TOTAL = Counter(
+    "rdev_exec_total", "Execs into project pods, by step and outcome.", ["step", "outcome"]
+)
+WEBUI_RESTARTS = Counter("rdev_webui_restarts_total", "Web UIs found dead and started again.")

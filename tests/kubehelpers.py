@@ -1,0 +1,229 @@
+"""Helpers for tests that drive the real control plane."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
+
+
+def wait_for(
+    check: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.1, what: str = ""
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except ApiException as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or check}: {last!r}"
+            )
+        time.sleep(interval)
+
+
+def git(*args: str, cwd: Path) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.strip()
+
+
+def make_repo(
+    base: Path, branches: tuple[str, ...] = ("feature-a", "feature-b")
+) -> dict[str, Path]:
+    """A bare 'origin' plus a clone with a few branches, like a project pod's repository."""
+    origin = base / "origin.git"
+    seed = base / "seed"
+    repo = base / "repo"
+    sessions = base / "sessions"
+    env_git = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(seed)], check=True)
+    (seed / "README.md").write_text("hello\n")
+    git("add", "README.md", cwd=seed)
+    git(*env_git, "commit", "-q", "-m", "initial", cwd=seed)
+    for branch in branches:
+        git("checkout", "-q", "-b", branch, cwd=seed)
+        (seed / f"{branch}.txt").write_text(branch + "\n")
+        git("add", ".", cwd=seed)
+        git(*env_git, "commit", "-q", "-m", branch, cwd=seed)
+        git("checkout", "-q", "main", cwd=seed)
+    git("remote", "add", "origin", str(origin), cwd=seed)
+    git("push", "-q", "origin", "--all", cwd=seed)
+    subprocess.run(["git", "clone", "-q", str(origin), str(repo)], check=True)
+    git("config", "user.email", "dev@example.com", cwd=repo)
+    git("config", "user.name", "dev", cwd=repo)
+    sessions.mkdir()
+    return {"origin": origin, "repo": repo, "sessions": sessions, "base": base}
+
+
+def create_project_pod(
+    api: client.ApiClient,
+    namespace: str,
+    project: str,
+    repo: dict[str, Path],
+    *,
+    name: str | None = None,
+    wait: bool = True,
+) -> dict[str, Any]:
+    """A pod that kwok runs, whose exec runs on this machine in the repository's folder."""
+    name = name or f"{project}-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(
+        "kwok.x-k8s.io",
+        "v1alpha1",
+        namespace,
+        "execs",
+        {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Exec",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"execs": [{"local": {"workDir": str(repo["repo"])}}]},
+        },
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"rdev.io/project": project},
+            "annotations": {
+                "rdev.io/repo-path": str(repo["repo"]),
+                "rdev.io/worktree-root": str(repo["sessions"]),
+            },
+        },
+        "spec": {
+            "containers": [{"name": "dev", "image": "project:dev"}],
+            "automountServiceAccountToken": False,
+        },
+    }
+    core.create_namespaced_pod(namespace, pod)
+    if wait:
+        wait_for(lambda: pod_ready(api, namespace, name), timeout=60, what=f"pod {name} Ready")
+    return pod
+
+
+def pod_ready(api: client.ApiClient, namespace: str, name: str) -> bool:
+    pod = client.CoreV1Api(api).read_namespaced_pod(name, namespace)
+    return pod.status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+    )
+
+
+def session_manifest(name: str, project: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Session",
+        "metadata": {"name": name},
+        "spec": {"project": project, **spec},
+    }
+
+
+def get_session(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return dict(
+        client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+    )
+
+
+def create_session(api: client.ApiClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(json.dumps(body))
+    body["metadata"]["namespace"] = namespace
+    return dict(
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, body
+        )
+    )
+
+
+def patch_session(
+    api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    return dict(
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}
+        )
+    )
+
+
+def condition(session: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (session.get("status") or {}).get("conditions") or []:
+        if cond["type"] == kind:
+            return dict(cond)
+    return None
+
+
+def wait_condition(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    kind: str,
+    status: str = "True",
+    reason: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        session = get_session(api, namespace, name)
+        cond = condition(session, kind)
+        if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
+            return session
+        return None
+
+    return wait_for(check, timeout=timeout, what=f"{name} {kind}={status} {reason or ''}")
+
+
+def wait_phase(
+    api: client.ApiClient, namespace: str, name: str, phase: str, timeout: float = 60.0
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        session = get_session(api, namespace, name)
+        return session if (session.get("status") or {}).get("phase") == phase else None
+
+    return wait_for(check, timeout=timeout, what=f"{name} phase {phase}")
+
+
+def events_for(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
+    events = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}"
+    )
+    return list(events.items)
+
+
+def kill_webuis(sessions_root: Path) -> None:
+    """Stop every web UI process a test started (they outlive their exec)."""
+    for pidfile in sessions_root.glob(".rdev/*/webui.pid"):
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
