@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubehelpers import ROOT, kill_webuis, make_repo, wait_for
 from kubernetes import client, config
+
+from kubehelpers import ROOT, kill_webuis, make_repo, wait_for
 
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 
@@ -154,7 +155,7 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"operator exited: {self.log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(  # noqa: S310
+                with urllib.request.urlopen(
                     f"http://127.0.0.1:{self.health_port}/healthz", timeout=1
                 ) as resp:
                     return bool(resp.status == 200)
@@ -181,7 +182,7 @@ class OperatorProcess:
     def metrics(self) -> str:
         import urllib.request
 
-        with urllib.request.urlopen(  # noqa: S310
+        with urllib.request.urlopen(
             f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
         ) as resp:
             return str(resp.read().decode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -214,10 +215,8 @@ def events_for(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
 def kill_webuis(sessions_root: Path) -> None:
     """Stop every web UI process a test started (they outlive their exec)."""
     for pidfile in sessions_root.glob(".rdev/*/webui.pid"):
-        try:
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
-        except (ValueError, ProcessLookupError, PermissionError):
-            pass
 
 
 def process_alive(pid: int) -> bool:

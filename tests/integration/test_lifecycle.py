@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubernetes import client
+
 from kubehelpers import (
     create_project_pod,
     create_session,
@@ -16,7 +18,6 @@ from kubehelpers import (
     wait_for,
     wait_phase,
 )
-from kubernetes import client
 
 
 def test_session_becomes_active_with_worktree_and_service(api, namespace, repo, operator):
@@ -97,5 +98,5 @@ def test_checkin_ends_session_and_keeps_work(api, namespace, repo, operator):
         timeout=30,
         what="Service deleted",
     )
-    ready = [c for c in status["conditions"] if c["type"] == "Ready"][0]
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "CheckedIn")
