@@ -17,7 +17,7 @@ CACHE_ROOT="${RDEV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rdev-controlplane}
 BIN_DIR="$CACHE_ROOT/k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION-kwok-v$KWOK_VERSION/bin"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CLUSTER_DIR="$ROOT/.cluster"
+CLUSTER_DIR="${RDEV_CLUSTER_DIR:-$ROOT/.cluster}"
 CLUSTER_NAME="${RDEV_CLUSTER_NAME:-rdev}"
 KWOK_WORKDIR="$CLUSTER_DIR/kwok"
 
