@@ -85,6 +85,8 @@ def create_project_pod(
     *,
     name: str | None = None,
     wait: bool = True,
+    annotations: dict[str, str] | None = None,
+    extra_spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A pod that kwok runs, whose exec runs on this machine in the repository's folder."""
     name = name or f"{project}-{uuid.uuid4().hex[:6]}"
@@ -112,11 +114,13 @@ def create_project_pod(
             "annotations": {
                 "rdev.io/repo-path": str(repo["repo"]),
                 "rdev.io/worktree-root": str(repo["sessions"]),
+                **(annotations or {}),
             },
         },
         "spec": {
             "containers": [{"name": "dev", "image": "project:dev"}],
             "automountServiceAccountToken": False,
+            **(extra_spec or {}),
         },
     }
     core.create_namespaced_pod(namespace, pod)
@@ -226,3 +230,20 @@ def process_alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def worktrees(repo: Path) -> list[str]:
+    out = git("worktree", "list", "--porcelain", cwd=repo)
+    return [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("worktree ")]
+
+
+def reconciles(metrics_text: str) -> float:
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith("rdev_reconcile_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def event_reasons(api: client.ApiClient, namespace: str, name: str) -> list[str]:
+    return [e.reason for e in events_for(api, namespace, name)]

@@ -350,6 +350,10 @@ class Reconciler:
         try:
             requeue = self._provision(body, spec, draft, key)
         except StepFailed as failure:
+            if failure.reason != PROGRESS_DEADLINE:
+                # Waiting on others or on a person is not slow provisioning.
+                draft.status.provisioning_since = None
+                draft.status.provisioning_step = None
             if failure.stalled:
                 draft.summary(Phase.FAILED, failure.reason, failure.message, mode="stalled")
             else:
@@ -391,8 +395,6 @@ class Reconciler:
         return Outcome(requeue_after=requeue, wrote_status=wrote)
 
     def _check_deadline(self, draft: Draft, now: datetime) -> None:
-        if draft.status.phase != Phase.PROVISIONING:
-            return
         since = parse_ts(draft.status.provisioning_since)
         if since and now - since > self.settings.progress_deadline:
             step = draft.status.provisioning_step or "provisioning"
@@ -438,6 +440,8 @@ class Reconciler:
         path = builders.checkout_path(root, name)
         run_dir = builders.run_dir(root, name)
         branch = spec.wanted_branch
+        if not draft.status.provisioning_since and draft.status.phase != Phase.ACTIVE:
+            draft.status.provisioning_since = draft.now
         checked_out = (
             status.pod_name == pod_name
             and status.checkout_path == path
@@ -503,6 +507,7 @@ class Reconciler:
                 retry_s=None,
             )
         project_key = (namespace, spec.project)
+        self._set_step(draft, "fetch")
         with self.project_lock(project_key):
             # Read-only checks before taking a turn: a Session that cannot
             # proceed stalls here and never holds up the queue.
@@ -538,8 +543,8 @@ class Reconciler:
                 retry_s=None,
             )
 
-        if draft.status.phase != Phase.PROVISIONING or not draft.status.provisioning_since:
-            draft.status.provisioning_since = draft.now
+        if draft.status.phase != Phase.PROVISIONING:
+            draft.status.provisioning_since = draft.status.provisioning_since or draft.now
             draft.status.pod_name = pod
             draft.status.container = container
             draft.status.branch = branch
