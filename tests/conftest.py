@@ -38,11 +38,20 @@ def kubeconfig() -> Iterator[str]:
     reuse = os.environ.get("RDEV_TEST_USE_CLUSTER") == "1" and os.environ.get("KUBECONFIG")
     path = os.environ["KUBECONFIG"] if reuse else str(KUBECONFIG)
     if not reuse:
+        # Only a cluster this run created is torn down afterwards.
+        started = not KUBECONFIG.exists()
         subprocess.run(["bash", str(ROOT / "hack/controlplane.sh"), "up"], check=True, timeout=1800)
-        started = True
     os.environ["KUBECONFIG"] = path
     subprocess.run(
-        ["kubectl", "--kubeconfig", path, "apply", "--server-side", "-f", str(ROOT / "crds")],
+        [
+            "kubectl",
+            "--kubeconfig",
+            path,
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "crds" / "sessions.rdev.io.yaml"),
+        ],
         check=True,
         capture_output=True,
         timeout=60,

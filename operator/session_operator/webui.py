@@ -18,12 +18,18 @@ mkdir -p "$run"
 if [ -f "$run/webui.pid" ] && kill -0 "$(cat "$run/webui.pid")" 2>/dev/null; then
   echo running; exit 0
 fi
+rm -f "$run/webui.pid"
 cd "$dir"
-PORT="$port" nohup "$@" >"$run/webui.log" 2>&1 </dev/null &
-echo "$!" >"$run/webui.pid.tmp"
-mv "$run/webui.pid.tmp" "$run/webui.pid"
+# The detached child records its own pid before it becomes the web UI, so an
+# interrupted start (operator killed mid-exec) can never leave an untracked one.
+PORT="$port" nohup sh -c 'echo "$$" >"$1/webui.pid.tmp" && mv "$1/webui.pid.tmp" "$1/webui.pid" && shift && exec "$@"' \
+  sh "$run" "$@" >"$run/webui.log" 2>&1 </dev/null &
+i=0
+while [ ! -f "$run/webui.pid" ] && [ "$i" -lt 40 ]; do sleep 0.05; i=$((i+1)); done
 sleep 0.2
-if kill -0 "$(cat "$run/webui.pid")" 2>/dev/null; then echo started; exit 0; fi
+if [ -f "$run/webui.pid" ] && kill -0 "$(cat "$run/webui.pid")" 2>/dev/null; then
+  echo started; exit 0
+fi
 echo "web UI exited at once; last lines of its log:" >&2
 tail -n 5 "$run/webui.log" >&2 || true
 exit 3
