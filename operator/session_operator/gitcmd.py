@@ -135,7 +135,9 @@ def checkout_refused_elsewhere(stderr: str) -> bool:
 
 
 def path_exists_error(stderr: str) -> bool:
-    return bool(_EXISTS.search(stderr)) and "branch" not in stderr.lower()
+    # Not `"branch" not in stderr`: the path itself, or git's "Preparing worktree
+    # (new branch 'x')" line, may contain the word.
+    return bool(_EXISTS.search(stderr)) and not branch_exists_error(stderr)
 
 
 def branch_exists_error(stderr: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .durations import MAX_EXPIRES_IN, parse_duration
+from .durations import MAX_EXPIRES_IN_NS, duration_ns, parse_duration
 from .refnames import MAX_REF_LENGTH, ref_name_problems
 
 DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -147,10 +147,11 @@ class SessionSpec(BaseModel):
     @field_validator("expires_in")
     @classmethod
     def _valid_expiry(cls, value: str) -> str:
-        delta = parse_duration(value)
-        if delta > MAX_EXPIRES_IN:
+        # Nanoseconds, as the API server's CEL duration() counts them.
+        ns = duration_ns(value)
+        if ns > MAX_EXPIRES_IN_NS:
             raise ValueError("expiresIn must be at most 30 days (30d or 720h)")
-        if delta <= timedelta(0):
+        if ns <= 0:
             raise ValueError("expiresIn must be longer than zero")
         return value
 

@@ -178,7 +178,7 @@ def queue_owner(me: str, sessions: list[Body]) -> str | None:
         s
         for s in sessions
         if phase_of[s["metadata"]["name"]] not in {p.value for p in TERMINAL_PHASES}
-        and not (s.get("spec") or {}).get("checkin")
+        and (s.get("spec") or {}).get("checkin") is None  # `checkin: {}` counts
         and (not _stalled(s) or s["metadata"]["name"] == me)
     ]
     if not waiting:

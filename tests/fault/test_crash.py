@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import time
 from pathlib import Path
+
+from kubernetes import client
 
 from kubehelpers import (
     create_project_pod,
@@ -21,7 +24,6 @@ from kubehelpers import (
     wait_phase,
     worktrees,
 )
-from kubernetes import client
 
 
 def _slow_checkout(repo: Path, seconds: float) -> None:
@@ -104,10 +106,8 @@ def test_sigkill_storm_with_30_sessions(api, namespace, repo, operator_factory, 
     finally:
         for r in repos:
             for pidfile in r["sessions"].glob(".rdev/*/webui.pid"):
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     os.kill(int(pidfile.read_text()), signal.SIGKILL)
-                except (OSError, ValueError):
-                    pass
 
 
 def test_pod_deleted_mid_checkout_recovers_on_a_new_pod(api, namespace, repo, operator):

@@ -6,10 +6,11 @@ import json
 import subprocess
 
 import pytest
-from kubehelpers import create_project_pod, git, session_manifest, wait_for
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
+
+from kubehelpers import create_project_pod, git, session_manifest, wait_for
 
 PINNED = "v1.36.1"
 

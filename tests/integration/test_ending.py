@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from kubehelpers import (
     condition,
     create_project_pod,
@@ -18,8 +21,6 @@ from kubehelpers import (
     wait_phase,
     worktrees,
 )
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 
 def _gone(api, namespace, name) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kubernetes import client
+
 from kubehelpers import (
     create_project_pod,
     create_session,
@@ -10,7 +12,6 @@ from kubehelpers import (
     wait_condition,
     wait_for,
 )
-from kubernetes import client
 
 
 def test_second_session_waits_and_proceeds_after_checkin(api, namespace, repo, operator):
@@ -20,7 +21,7 @@ def test_second_session_waits_and_proceeds_after_checkin(api, namespace, repo, o
     create_session(api, namespace, session_manifest("second", "shop", branch="feature-b"))
     s = wait_condition(api, namespace, "second", "Ready", "False", "ProjectBusy")
     assert s["status"]["phase"] == "Pending"
-    assert "first" in [c for c in s["status"]["conditions"] if c["type"] == "Ready"][0]["message"]
+    assert "first" in next(c for c in s["status"]["conditions"] if c["type"] == "Ready")["message"]
     patch_session(api, namespace, "first", {"checkin": {"skipReview": True}})
     wait_condition(api, namespace, "second", "Ready", timeout=60)
 

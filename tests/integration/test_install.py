@@ -1,0 +1,601 @@
+"""``kubectl apply -k manifests/`` on the real control plane, and what it grants.
+
+The install in rdev-system stays in place (every step is idempotent, so re-runs
+pass); what a test adds beyond it lives in the test's own namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from conftest import OperatorProcess
+from kubehelpers import (
+    ROOT,
+    create_project_pod,
+    create_session,
+    events_for,
+    get_session,
+    patch_session,
+    session_manifest,
+    wait_condition,
+    wait_for,
+    wait_phase,
+)
+
+MANIFESTS = ROOT / "manifests"
+SINGLE_NAMESPACE = MANIFESTS / "overlays" / "single-namespace"
+NAMESPACE_READER = SINGLE_NAMESPACE / "namespace-reader.yaml"
+SYSTEM_NS = "rdev-system"
+NAME = "rdev-session-operator"
+SA_USER = f"system:serviceaccount:{SYSTEM_NS}:{NAME}"
+SA_GROUPS = [
+    "system:serviceaccounts",
+    f"system:serviceaccounts:{SYSTEM_NS}",
+    "system:authenticated",
+]
+PEERING_CRD = "clusterkopfpeerings.kopf.dev"
+VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+# (apiGroup, resource, verbs, resourceName): the operator's ClusterRole, exactly.
+OPERATOR_RULES: list[tuple[str, str, frozenset[str], str | None]] = [
+    ("rdev.io", "sessions", frozenset({"get", "list", "watch", "patch"}), None),
+    ("rdev.io", "sessions/status", frozenset({"patch"}), None),
+    ("rdev.io", "sessions/finalizers", frozenset({"update"}), None),
+    ("", "pods", frozenset({"get", "list", "watch", "patch"}), None),
+    ("", "pods/exec", frozenset({"create", "get"}), None),
+    ("", "services", frozenset({"get", "list", "watch", "create", "patch", "delete"}), None),
+    ("networking.k8s.io", "ingresses", frozenset({"create", "patch", "delete"}), None),
+    ("", "events", frozenset({"create"}), None),
+    (
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        frozenset({"get", "list", "watch"}),
+        None,
+    ),
+    ("kopf.dev", "clusterkopfpeerings", frozenset({"get", "list", "watch"}), None),
+    ("kopf.dev", "clusterkopfpeerings", frozenset({"patch"}), NAME),
+]
+CLUSTER_SCOPED = {"customresourcedefinitions", "clusterkopfpeerings"}
+
+
+def kubectl(
+    kubeconfig: str, *args: str | Path, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(map(str, args))}: {out.stderr.strip()}")
+    return out
+
+
+def errors_of(stderr: str) -> list[str]:
+    return [
+        line for line in stderr.splitlines() if line.strip() and not line.startswith("Warning:")
+    ]
+
+
+def crd_exists(api: client.ApiClient, name: str) -> bool:
+    try:
+        client.ApiextensionsV1Api(api).read_custom_resource_definition(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def namespace_exists(api: client.ApiClient, name: str) -> bool:
+    try:
+        client.CoreV1Api(api).read_namespace(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def first_install_errors(api: client.ApiClient) -> list[re.Pattern[str]]:
+    """What kubectl cannot do before the peering CRD and the namespace exist.
+
+    kubectl maps every object to a resource before it sends any, so on a new
+    cluster a ClusterKopfPeering cannot be mapped until its CRD (in the same
+    apply) is established, and a dry run never creates the namespace.
+    """
+    allowed = []
+    if not crd_exists(api, PEERING_CRD):
+        allowed += [
+            re.compile(r'no matches for kind "ClusterKopfPeering"'),
+            re.compile(r"^ensure CRDs are installed first"),
+        ]
+    if not namespace_exists(api, SYSTEM_NS):
+        allowed.append(re.compile(rf'namespaces "{SYSTEM_NS}" not found'))
+    return allowed
+
+
+def assert_only(errors: list[str], allowed: list[re.Pattern[str]]) -> None:
+    unexpected = [e for e in errors if not any(p.search(e) for p in allowed)]
+    assert not unexpected, "\n".join(unexpected)
+
+
+def rendered(root: Path = MANIFESTS) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for obj in objects:
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    raise AssertionError(f"{kind}/{name} is not in manifests/")
+
+
+@pytest.fixture(scope="module")
+def installed(api: client.ApiClient, kubeconfig: str) -> list[dict[str, Any]]:
+    """Server-side dry run, then the real apply; both converge on re-runs."""
+    # A reader binding left by an interrupted run would widen what the SA may do.
+    kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
+    allowed = first_install_errors(api)
+    dry = kubectl(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
+    if dry.returncode != 0:
+        assert_only(errors_of(dry.stderr), allowed)
+
+    apply = kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS, check=False)
+    if apply.returncode != 0:
+        assert_only(errors_of(apply.stderr), allowed)
+        # First install on this cluster: the second apply maps the peering object.
+        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{PEERING_CRD}")
+        kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)
+
+    # Installed: the dry run is now clean, as is every further apply.
+    again = kubectl(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
+    assert again.returncode == 0 and not errors_of(again.stderr), again.stderr
+    kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)
+    for crd in ("sessions.rdev.io", PEERING_CRD, "kopfpeerings.kopf.dev"):
+        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}")
+    return rendered()
+
+
+# What gets installed ---------------------------------------------------------------
+def test_install_creates_everything(installed, api):
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in installed}
+    assert {
+        ("Namespace", SYSTEM_NS),
+        ("CustomResourceDefinition", "sessions.rdev.io"),
+        ("CustomResourceDefinition", PEERING_CRD),
+        ("CustomResourceDefinition", "kopfpeerings.kopf.dev"),
+        ("ClusterKopfPeering", NAME),
+        ("ServiceAccount", NAME),
+        ("ClusterRole", NAME),
+        ("ClusterRoleBinding", NAME),
+        ("ClusterRole", "rdev-session-editor"),
+        ("ClusterRole", "rdev-session-viewer"),
+        ("ClusterRole", "rdev-session-admin"),
+        ("Deployment", NAME),
+        ("Service", f"{NAME}-metrics"),
+    } <= kinds
+    custom = client.CustomObjectsApi(api)
+    assert custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", NAME)
+    svc = client.CoreV1Api(api).read_namespaced_service(f"{NAME}-metrics", SYSTEM_NS)
+    assert [(p.name, p.port) for p in svc.spec.ports] == [("metrics", 8000)]
+
+    # kwok "runs" the Deployment's pods: the ReplicaSet's pods passed admission.
+    apps = client.AppsV1Api(api)
+
+    def available() -> bool:
+        status = apps.read_namespaced_deployment(NAME, SYSTEM_NS).status
+        return status.available_replicas == 2 and status.updated_replicas == 2
+
+    wait_for(available, timeout=90, interval=0.5, what="operator Deployment available")
+
+
+def test_deployment_spec(installed):
+    deploy = find(installed, "Deployment", NAME)
+    assert deploy["spec"]["replicas"] == 2
+    pod = deploy["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == NAME
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert isinstance(sc["runAsUser"], int) and sc["runAsUser"] > 0
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RDEV_PEERING"]["value"] == NAME
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 8000, "health": 8080}
+    assert env["RDEV_METRICS_PORT"]["value"] == "8000"
+    assert env["RDEV_HEALTH_PORT"]["value"] == "8080"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+
+
+def test_pod_template_passes_restricted_pod_security(installed, api, kubeconfig):
+    ns = client.CoreV1Api(api).read_namespace(SYSTEM_NS)
+    assert ns.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    template = client.AppsV1Api(api).read_namespaced_deployment(NAME, SYSTEM_NS).spec.template
+    spec = api.sanitize_for_serialization(template.spec)
+    name = f"pss-probe-{uuid.uuid4().hex[:6]}"
+    # Not the Deployment's labels, or its ReplicaSet would adopt the pod.
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": SYSTEM_NS, "labels": {"rdev-test": "pss"}},
+        "spec": spec,
+    }
+    created = kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps(pod))
+    try:
+        assert "PodSecurity" not in created.stderr, created.stderr
+        core = client.CoreV1Api(api)
+        wait_for(
+            lambda: core.read_namespaced_pod(name, SYSTEM_NS).status.phase == "Running",
+            timeout=60,
+            what="probe pod Running",
+        )
+    finally:
+        kubectl(
+            kubeconfig, "delete", "pod", name, "-n", SYSTEM_NS, "--grace-period=0", "--wait=false"
+        )
+
+    # The control: the same pod without its securityContext is refused.
+    loose = json.loads(json.dumps(pod))
+    loose["metadata"]["name"] = f"{name}-loose"
+    loose["spec"].pop("securityContext", None)
+    for c in loose["spec"]["containers"]:
+        c.pop("securityContext", None)
+    refused = kubectl(
+        kubeconfig, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(loose), check=False
+    )
+    assert refused.returncode != 0
+    assert "violates PodSecurity" in refused.stderr and "restricted" in refused.stderr
+
+
+def test_single_namespace_overlay(installed, kubeconfig):
+    objects = rendered(SINGLE_NAMESPACE)
+    (container,) = find(objects, "Deployment", NAME)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RDEV_NAMESPACES"] and env["RDEV_PEERING"] == NAME
+    reader = find(objects, "ClusterRole", f"{NAME}-namespaces")
+    assert reader["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+    ]
+    # Everything else is the base, unchanged.
+    assert find(objects, "ClusterRole", NAME) == find(installed, "ClusterRole", NAME)
+    dry = kubectl(kubeconfig, "apply", "-k", SINGLE_NAMESPACE, "--dry-run=server", check=False)
+    assert dry.returncode == 0 and not errors_of(dry.stderr), dry.stderr
+
+
+# Least privilege -------------------------------------------------------------------------
+def review(
+    api: client.ApiClient,
+    verb: str,
+    group: str,
+    resource: str,
+    *,
+    name: str | None = None,
+    user: str = SA_USER,
+    groups: list[str] | None = None,
+) -> bool:
+    plural, _, sub = resource.partition("/")
+    attrs: dict[str, Any] = {"verb": verb, "group": group, "resource": plural}
+    if sub:
+        attrs["subresource"] = sub
+    if name:
+        attrs["name"] = name
+    if plural not in CLUSTER_SCOPED:
+        attrs["namespace"] = "default"
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": SA_GROUPS if groups is None else groups,
+            "resourceAttributes": attrs,
+        },
+    }
+    result = client.AuthorizationV1Api(api).create_subject_access_review(body)
+    return bool(result.status.allowed)
+
+
+def test_operator_cluster_role_is_exactly_what_the_code_calls(installed):
+    role = find(installed, "ClusterRole", NAME)
+    rules = []
+    for rule in role["rules"]:
+        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert "*" not in rule.get(key, []), rule
+        assert "secrets" not in rule["resources"], rule
+        assert "nonResourceURLs" not in rule, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                names = rule.get("resourceNames") or [None]
+                for name in names:
+                    rules.append((group, resource, frozenset(rule["verbs"]), name))
+    assert sorted(rules, key=repr) == sorted(OPERATOR_RULES, key=repr)
+    binding = find(installed, "ClusterRoleBinding", NAME)
+    assert binding["roleRef"]["name"] == NAME
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": SYSTEM_NS}]
+
+
+def test_service_account_can_do_exactly_what_is_listed(installed, api):
+    granted: dict[tuple[str, str], set[str]] = {}
+    for group, resource, verbs, name in OPERATOR_RULES:
+        for verb in verbs:
+            assert review(api, verb, group, resource, name=name), (verb, group, resource, name)
+        if name is None:
+            granted.setdefault((group, resource), set()).update(verbs)
+    denied = []
+    for (group, resource), verbs in granted.items():
+        for verb in set(VERBS) - verbs:
+            if review(api, verb, group, resource):
+                denied.append((verb, group, resource))
+    assert not denied, f"granted beyond the list: {denied}"
+    # Only our peering object may be patched.
+    assert not review(api, "patch", "kopf.dev", "clusterkopfpeerings")
+    assert not review(api, "patch", "kopf.dev", "clusterkopfpeerings", name="someone-else")
+    for verb, group, resource in [
+        ("get", "", "secrets"),
+        ("list", "", "secrets"),
+        ("watch", "", "secrets"),
+        ("delete", "", "pods"),
+        ("create", "", "pods"),
+        ("delete", "rdev.io", "sessions"),
+        ("update", "rdev.io", "sessions"),
+        ("create", "rdev.io", "sessions"),
+        ("get", "", "configmaps"),
+        ("list", "", "namespaces"),
+        ("create", "events.k8s.io", "events"),
+        ("create", "", "serviceaccounts/token"),
+        ("create", "", "pods/portforward"),
+        ("get", "networking.k8s.io", "ingresses"),
+        ("update", "apiextensions.k8s.io", "customresourcedefinitions"),
+    ]:
+        assert not review(api, verb, group, resource), (verb, group, resource)
+
+
+def test_user_roles_aggregate_into_the_builtin_roles(installed, api):
+    for role, label in [
+        ("rdev-session-viewer", "aggregate-to-view"),
+        ("rdev-session-editor", "aggregate-to-edit"),
+        ("rdev-session-admin", "aggregate-to-admin"),
+    ]:
+        obj = find(installed, "ClusterRole", role)
+        assert obj["metadata"]["labels"][f"rbac.authorization.k8s.io/{label}"] == "true"
+        for rule in obj["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+    editor = find(installed, "ClusterRole", "rdev-session-editor")
+    assert "delete" not in {v for r in editor["rules"] for v in r["verbs"]}
+
+
+def test_edit_can_create_and_check_in_but_not_delete(installed, api, kubeconfig, namespace):
+    rbac = client.RbacAuthorizationV1Api(api)
+    for user, role in [("alice", "edit"), ("bob", "view"), ("carol", "admin")]:
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": f"{user}-{role}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role,
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}
+                ],
+            },
+        )
+
+    def can(user: str, verb: str, *extra: str) -> bool:
+        out = kubectl(
+            kubeconfig,
+            "auth",
+            "can-i",
+            verb,
+            "sessions.rdev.io",
+            *extra,
+            "-n",
+            namespace,
+            f"--as={user}",
+            check=False,
+        )
+        return out.stdout.strip() == "yes"
+
+    # The aggregation controller fills edit/view/admin in the background.
+    wait_for(lambda: can("alice", "create"), timeout=60, what="edit aggregates the editor role")
+    wait_for(lambda: can("bob", "list"), timeout=60, what="view aggregates the viewer role")
+    wait_for(lambda: can("carol", "delete"), timeout=60, what="admin aggregates the admin role")
+
+    session = session_manifest("alice-s", "shop", newBranch="topic/alice")
+    session["metadata"]["namespace"] = namespace
+    as_alice = ["-n", namespace, "--as=alice"]
+    kubectl(kubeconfig, "create", "-f", "-", *as_alice, stdin=json.dumps(session))
+    kubectl(
+        kubeconfig,
+        "patch",
+        "sessions.rdev.io",
+        "alice-s",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"checkin": {"autoMerge": True}}}),
+        *as_alice,
+    )
+    assert get_session(api, namespace, "alice-s")["spec"]["checkin"] == {
+        "autoMerge": True,
+        "skipReview": False,
+    }
+    refused = kubectl(kubeconfig, "delete", "sessions.rdev.io", "alice-s", *as_alice, check=False)
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+    assert not can("alice", "patch", "--subresource=status")
+    assert not can("alice", "delete")
+
+    assert can("bob", "get") and can("bob", "watch")
+    assert not can("bob", "create") and not can("bob", "patch")
+    bob = kubectl(kubeconfig, "get", "sessions.rdev.io", "alice-s", "-n", namespace, "--as=bob")
+    assert "alice-s" in bob.stdout
+
+    kubectl(kubeconfig, "delete", "sessions.rdev.io", "alice-s", "-n", namespace, "--as=carol")
+
+
+# The operator with its ServiceAccount's identity -----------------------------------------
+def service_account_kubeconfig(admin_kubeconfig: str, path: Path) -> Path:
+    token = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            admin_kubeconfig,
+            "create",
+            "token",
+            NAME,
+            "-n",
+            SYSTEM_NS,
+            "--duration=1h",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "rdev", "cluster": cluster["cluster"]}],
+        "users": [{"name": NAME, "user": {"token": token}}],
+        "contexts": [{"name": NAME, "context": {"cluster": "rdev", "user": NAME}}],
+        "current-context": NAME,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def test_operator_runs_a_session_lifecycle_as_its_service_account(
+    installed, api, kubeconfig, namespace, repo, tmp_path
+):
+    sa_config = str(service_account_kubeconfig(kubeconfig, tmp_path / "sa.kubeconfig"))
+    who = kubectl(sa_config, "auth", "whoami", "-o", "json")
+    assert json.loads(who.stdout)["status"]["userInfo"]["username"] == SA_USER
+    assert kubectl(sa_config, "get", "secrets", "-n", namespace, check=False).returncode != 0
+
+    operator = OperatorProcess(
+        sa_config,
+        namespace,
+        tmp_path / "operator.log",
+        RDEV_PEERING=NAME,
+        RDEV_PEERING_LIFETIME="15s",
+        POD_NAME="sa-operator",
+        RDEV_INGRESS_CLASS="rdev-test",
+        RDEV_INGRESS_HOST_TEMPLATE="{session}.{namespace}.rdev.test",
+    )
+    core = client.CoreV1Api(api)
+    net = client.NetworkingV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    # Limited to the test's namespace, the operator runs as the single-namespace
+    # overlay installs it: the base rules plus reading Namespaces.
+    kubectl(kubeconfig, "apply", "--server-side", "-f", NAMESPACE_READER)
+    try:
+        operator.start()
+        create_project_pod(api, namespace, "shop", repo)
+        create_session(api, namespace, session_manifest("sa1", "shop", newBranch="topic/sa"))
+        # Peering: an older, dead entry may hold the operator back for one lifetime.
+        s = wait_condition(api, namespace, "sa1", "Ready", timeout=90)
+        assert s["status"]["phase"] == "Active"
+        assert "rdev.io/finalizer" in s["metadata"]["finalizers"]
+        assert core.read_namespaced_service("sa1-preview", namespace).spec.ports[0].port == 8080
+        ingress = net.read_namespaced_ingress("sa1-preview", namespace)
+        assert ingress.spec.rules[0].host == f"sa1.{namespace}.rdev.test"
+        peers = custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", NAME)
+        assert peers.get("status"), "the operator keeps its entry in the peering object"
+
+        patch_session(api, namespace, "sa1", {"webUI": True})
+
+        def web_ui(state: str, port: int) -> bool:
+            got = get_session(api, namespace, "sa1")
+            st = got.get("status") or {}
+            return (
+                st.get("webUI") == state
+                and st.get("servicePort") == port
+                and st.get("observedGeneration") == got["metadata"]["generation"]
+            )
+
+        wait_for(lambda: web_ui("Running", 3001), timeout=60, what="web UI running")
+        assert core.read_namespaced_service("sa1-preview", namespace).spec.ports[0].port == 3001
+        patch_session(api, namespace, "sa1", {"webUI": False})
+        wait_for(lambda: web_ui("Stopped", 8080), timeout=60, what="web UI stopped")
+
+        patch_session(api, namespace, "sa1", {"checkin": {"skipReview": True}})
+        ended = wait_phase(api, namespace, "sa1", "Ended", timeout=60)
+        assert ended["status"]["conditions"]
+
+        def gone(read: Any, name: str) -> bool:
+            try:
+                read(name, namespace)
+            except ApiException as exc:
+                return exc.status == 404
+            return False
+
+        wait_for(lambda: gone(core.read_namespaced_service, "sa1-preview"), what="Service gone")
+        wait_for(lambda: gone(net.read_namespaced_ingress, "sa1-preview"), what="Ingress gone")
+
+        custom.delete_namespaced_custom_object("rdev.io", "v1alpha1", namespace, "sessions", "sa1")
+        wait_for(
+            lambda: gone(
+                lambda n, ns: custom.get_namespaced_custom_object(
+                    "rdev.io", "v1alpha1", ns, "sessions", n
+                ),
+                "sa1",
+            ),
+            timeout=60,
+            what="Session deleted (finalizer released)",
+        )
+
+        events = events_for(api, namespace, "sa1")
+        assert {"CheckedOut", "ServiceCreated", "WebUIStarted"} <= {e.reason for e in events}
+        assert {e.reporting_instance for e in events if e.reporting_component == NAME} == {
+            "sa-operator"
+        }
+    finally:
+        operator.stop()
+        kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
+
+    log = operator.logs()
+    refused = [
+        line for line in log.splitlines() if re.search(r"\b403\b|forbidden", line, re.IGNORECASE)
+    ]
+    assert not refused, "\n".join(refused[:20])
+
+
+def test_manifests_hold_no_secrets(installed):
+    """The token is projected into the pod; nothing in the install holds or reads a Secret."""
+    assert not [o for o in installed if o["kind"] == "Secret"]
+    for role in (o for o in installed if o["kind"] in ("ClusterRole", "Role")):
+        for rule in role["rules"]:
+            assert "secrets" not in rule["resources"], role["metadata"]["name"]

@@ -1,0 +1,185 @@
+"""Builders: the objects the operator creates, as plain dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from session_operator import builders
+
+
+def test_service_body() -> None:
+    svc = builders.preview_service(
+        session="s1", namespace="ns", uid="u-1", project="shop", feature="cart", port=8080
+    )
+    assert svc["apiVersion"] == "v1" and svc["kind"] == "Service"
+    meta = svc["metadata"]
+    assert meta["name"] == "s1-preview"
+    assert meta["namespace"] == "ns"
+    assert meta["labels"] == {
+        "rdev.io/session": "s1",
+        "rdev.io/project": "shop",
+        "rdev.io/feature": "cart",
+        "app.kubernetes.io/managed-by": "rdev-session-operator",
+    }
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "rdev.io/v1alpha1",
+            "kind": "Session",
+            "name": "s1",
+            "uid": "u-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert svc["spec"] == {
+        "type": "ClusterIP",
+        "selector": {"rdev.io/session": "s1"},
+        "ports": [{"name": "preview", "protocol": "TCP", "port": 8080, "targetPort": 8080}],
+    }
+
+
+def test_service_without_feature_has_no_feature_label() -> None:
+    svc = builders.preview_service(
+        session="s1", namespace="ns", uid="u", project="shop", feature=None, port=1
+    )
+    assert "rdev.io/feature" not in svc["metadata"]["labels"]
+
+
+def test_service_is_deterministic() -> None:
+    kw: dict[str, Any] = dict(
+        session="s1", namespace="ns", uid="u", project="p", feature=None, port=3001
+    )
+    assert builders.preview_service(**kw) == builders.preview_service(**kw)
+
+
+def test_port_patch_is_a_json_patch_replacing_ports() -> None:
+    patch = builders.service_port_patch(3001)
+    assert patch == [
+        {
+            "op": "replace",
+            "path": "/spec/ports",
+            "value": [{"name": "preview", "protocol": "TCP", "port": 3001, "targetPort": 3001}],
+        }
+    ]
+    assert isinstance(patch, list)  # the client sends a list as application/json-patch+json
+
+
+def test_service_port_reads_back() -> None:
+    svc = builders.preview_service(
+        session="s", namespace="n", uid="u", project="p", feature=None, port=4000
+    )
+    assert builders.service_port(svc) == 4000
+    svc["spec"]["ports"][0]["targetPort"] = 4001
+    assert builders.service_port(svc) is None
+    assert builders.service_port({"spec": {"ports": [{"name": "other", "port": 1}]}}) is None
+    assert builders.service_port({}) is None
+
+
+def test_pick_port() -> None:
+    assert builders.pick_port(True, 3001, 8080) == 3001
+    assert builders.pick_port(False, 3001, 8080) == 8080
+
+
+def test_preview_url_default_is_in_cluster() -> None:
+    url = builders.preview_url("", "s1", "ns", "shop", 8080)
+    assert url == "http://s1-preview.ns.svc.cluster.local:8080"
+
+
+def test_preview_url_template() -> None:
+    template = "https://{session}-{port}.{namespace}.{project}.example.com/{service}"
+    url = builders.preview_url(template, "s1", "ns", "shop", 3001)
+    assert url == "https://s1-3001.ns.shop.example.com/s1-preview"
+
+
+def test_template_values() -> None:
+    assert builders.template_values("s", "n", "p", 1) == {
+        "session": "s",
+        "namespace": "n",
+        "project": "p",
+        "service": "s-preview",
+        "port": "1",
+    }
+
+
+def test_ingress() -> None:
+    ing = builders.preview_ingress(
+        session="s1",
+        namespace="ns",
+        uid="u",
+        project="shop",
+        feature=None,
+        host="s1.example.com",
+        ingress_class="nginx",
+    )
+    assert ing["apiVersion"] == "networking.k8s.io/v1" and ing["kind"] == "Ingress"
+    assert ing["metadata"]["name"] == "s1-preview"
+    assert ing["metadata"]["ownerReferences"][0]["uid"] == "u"
+    assert ing["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ing["spec"]["rules"]
+    assert rule["host"] == "s1.example.com"
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"
+    # By port name, so that toggling the web UI needs no Ingress change.
+    assert path["backend"] == {"service": {"name": "s1-preview", "port": {"name": "preview"}}}
+
+
+def pod(containers: list[str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "annotations": annotations or {}},
+        "spec": {"containers": [{"name": c} for c in containers]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("containers", "annotations", "wanted", "expected"),
+    [
+        (["app", "dev"], {}, None, "app"),
+        (["app", "dev"], {"kubectl.kubernetes.io/default-container": "dev"}, None, "dev"),
+        (["app", "dev"], {"kubectl.kubernetes.io/default-container": "gone"}, None, "app"),
+        (["app", "dev"], {"kubectl.kubernetes.io/default-container": "dev"}, "app", "app"),
+        (["app", "dev"], {}, "missing", None),
+        ([], {}, None, None),
+    ],
+)
+def test_pick_container(
+    containers: list[str], annotations: dict[str, str], wanted: str | None, expected: str | None
+) -> None:
+    assert builders.pick_container(pod(containers, annotations), wanted) == expected
+
+
+def test_pick_container_tolerates_sparse_pods() -> None:
+    assert builders.pick_container({}, None) is None
+    assert builders.pick_container({"metadata": None, "spec": None}, None) is None
+
+
+def test_pod_paths_annotations_override_defaults() -> None:
+    annotated = pod(["dev"], {"rdev.io/repo-path": "/r", "rdev.io/worktree-root": "/w"})
+    assert builders.pod_paths(annotated, "/default/repo", "/default/wt") == ("/r", "/w")
+    assert builders.pod_paths(pod(["dev"]), "/default/repo", "/default/wt") == (
+        "/default/repo",
+        "/default/wt",
+    )
+    only_repo = pod(["dev"], {"rdev.io/repo-path": "/r"})
+    assert builders.pod_paths(only_repo, "/d", "/w0") == ("/r", "/w0")
+
+
+def test_paths() -> None:
+    assert builders.checkout_path("/w/", "s1") == "/w/s1"
+    assert builders.checkout_path("/w", "s1") == "/w/s1"
+    assert builders.run_dir("/w/", "s1") == "/w/.rdev/s1"
+    assert not builders.run_dir("/w", "s1").startswith(builders.checkout_path("/w", "s1") + "/")
+
+
+def test_pod_label_patch() -> None:
+    assert builders.pod_session_label_patch("s1") == {
+        "metadata": {"labels": {"rdev.io/session": "s1"}}
+    }
+    assert builders.pod_session_label_patch(None) == {
+        "metadata": {"labels": {"rdev.io/session": None}}
+    }
+
+
+def test_service_name_fits_for_longest_session_name() -> None:
+    assert len(builders.service_name("a" * 55)) == 63

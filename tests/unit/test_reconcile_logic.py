@@ -1,0 +1,464 @@
+"""Pure decisions of the reconcile, and a reconcile against small in-memory fakes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from session_operator import podexec
+from session_operator.cache import ObjectCache
+from session_operator.podexec import ExecResult, parse_exit_status
+from session_operator.reconcile import (
+    PROJECT_NOT_FOUND,
+    PROJECT_NOT_RUNNING,
+    Reconciler,
+    choose_pod,
+    parse_changes,
+    pod_ready,
+    queue_owner,
+)
+from session_operator.settings import Settings
+
+Body = dict[str, Any]
+
+
+# queue_owner ----------------------------------------------------------------
+def session(
+    name: str,
+    created: str,
+    phase: str | None = None,
+    *,
+    stalled: bool = False,
+    checkin: bool = False,
+) -> Body:
+    status: Body = {}
+    if phase:
+        status["phase"] = phase
+    if stalled:
+        status["conditions"] = [{"type": "Stalled", "status": "True"}]
+    spec: Body = {"project": "shop", "branch": name}
+    if checkin:
+        spec["checkin"] = {}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created},
+        "spec": spec,
+        "status": status,
+    }
+
+
+T1, T2, T3 = "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z"
+
+
+def test_queue_empty() -> None:
+    assert queue_owner("a", []) is None
+
+
+def test_queue_oldest_waiting_wins() -> None:
+    sessions = [session("b", T2), session("a", T1, "Pending"), session("c", T3)]
+    assert queue_owner("c", sessions) == "a"
+
+
+def test_queue_holder_keeps_project_even_if_younger() -> None:
+    for phase in ("Provisioning", "Active", "Ending"):
+        sessions = [session("old", T1, "Pending"), session("young", T2, phase)]
+        assert queue_owner("old", sessions) == "young"
+
+
+def test_queue_oldest_holder_when_several() -> None:
+    sessions = [session("b", T2, "Active"), session("a", T1, "Provisioning")]
+    assert queue_owner("b", sessions) == "a"
+
+
+@pytest.mark.parametrize("phase", ["Ended", "Expired"])
+def test_queue_ended_sessions_do_not_block(phase: str) -> None:
+    sessions = [session("done", T1, phase), session("next", T2)]
+    assert queue_owner("next", sessions) == "next"
+
+
+def test_queue_checked_in_sessions_do_not_block() -> None:
+    sessions = [session("leaving", T1, "Pending", checkin=True), session("next", T2)]
+    assert queue_owner("next", sessions) == "next"
+
+
+def test_queue_stalled_sessions_do_not_block_others() -> None:
+    sessions = [session("stuck", T1, "Failed", stalled=True), session("next", T2)]
+    assert queue_owner("next", sessions) == "next"
+
+
+def test_queue_stalled_session_counts_for_itself() -> None:
+    sessions = [session("stuck", T1, "Failed", stalled=True), session("next", T2)]
+    assert queue_owner("stuck", sessions) == "stuck"
+
+
+def test_queue_ties_broken_by_name() -> None:
+    sessions = [session("b", T1), session("a", T1)]
+    assert queue_owner("b", sessions) == "a"
+
+
+def test_queue_nobody_eligible() -> None:
+    sessions = [session("x", T1, "Ended"), session("y", T2, stalled=True)]
+    assert queue_owner("z", sessions) is None
+
+
+# choose_pod -------------------------------------------------------------------
+def pod(
+    name: str,
+    created: str,
+    *,
+    ready: bool = True,
+    phase: str = "Running",
+    deleting: bool = False,
+    project: str = "shop",
+) -> Body:
+    meta: Body = {
+        "name": name,
+        "namespace": "ns",
+        "creationTimestamp": created,
+        "labels": {"rdev.io/project": project},
+        "resourceVersion": "1",
+    }
+    if deleting:
+        meta["deletionTimestamp"] = T3
+    return {
+        "metadata": meta,
+        "spec": {"containers": [{"name": "dev"}]},
+        "status": {
+            "phase": phase,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def test_pod_ready() -> None:
+    assert pod_ready(pod("p", T1))
+    assert not pod_ready(pod("p", T1, ready=False))
+    assert not pod_ready(pod("p", T1, phase="Pending"))
+    assert not pod_ready(pod("p", T1, deleting=True))
+    assert not pod_ready({"metadata": {"name": "p"}})
+
+
+def test_choose_pod_none() -> None:
+    assert choose_pod([], None) == (None, PROJECT_NOT_FOUND)
+
+
+def test_choose_pod_not_ready() -> None:
+    pods = [pod("a", T1, ready=False), pod("b", T2, deleting=True)]
+    assert choose_pod(pods, "a") == (None, PROJECT_NOT_RUNNING)
+
+
+def test_choose_pod_oldest_ready() -> None:
+    pods = [
+        pod("young", T3),
+        pod("old", T1),
+        pod("older-but-down", "2025-01-01T00:00:00Z", ready=False),
+    ]
+    chosen, reason = choose_pod(pods, None)
+    assert reason is None and chosen is not None and chosen["metadata"]["name"] == "old"
+
+
+def test_choose_pod_sticky() -> None:
+    pods = [pod("old", T1), pod("mine", T3)]
+    chosen, _ = choose_pod(pods, "mine")
+    assert chosen is not None and chosen["metadata"]["name"] == "mine"
+
+
+def test_choose_pod_sticky_not_ready_moves_on() -> None:
+    pods = [pod("old", T1), pod("mine", T3, ready=False)]
+    chosen, _ = choose_pod(pods, "mine")
+    assert chosen is not None and chosen["metadata"]["name"] == "old"
+
+
+def test_choose_pod_sticky_gone() -> None:
+    chosen, _ = choose_pod([pod("b", T2), pod("a", T2)], "vanished")
+    assert chosen is not None and chosen["metadata"]["name"] == "a"
+
+
+# parse_changes ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        ("\n--rdev--\n0\n", (0, 0, 0)),
+        (" M a\0?? b\0?? c\0R  d\0e\0\n--rdev--\n3\n", (2, 2, 3)),
+        ("?? only\0\n--rdev--\n", (0, 1, 0)),
+        (" M a\0\n--rdev--\nfatal: bad revision\n", (1, 0, 0)),
+        ("", (0, 0, 0)),
+    ],
+)
+def test_parse_changes(stdout: str, expected: tuple[int, int, int]) -> None:
+    assert parse_changes(stdout) == expected
+
+
+# podexec.parse_exit_status -------------------------------------------------------------
+def test_exit_status_success() -> None:
+    assert parse_exit_status("") == 0
+    assert parse_exit_status("  \n") == 0
+    assert parse_exit_status(json.dumps({"metadata": {}, "status": "Success"})) == 0
+
+
+def test_exit_status_standard_causes() -> None:
+    status = {
+        "metadata": {},
+        "status": "Failure",
+        "message": "command terminated with non-zero exit code: error executing command"
+        " [sh -c exit 7], exit code 7",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": "7"}]},
+    }
+    assert parse_exit_status(json.dumps(status)) == 7
+
+
+def test_exit_status_kwok_message_only() -> None:
+    status = {
+        "metadata": {},
+        "status": "Failure",
+        "message": "error executing command [git worktree add]: exit status 7",
+    }
+    assert parse_exit_status(json.dumps(status)) == 7
+
+
+def test_exit_status_unparseable() -> None:
+    assert parse_exit_status(json.dumps({"status": "Failure", "message": "boom"})) == 1
+    assert parse_exit_status("not json, exit status 3") == 3
+    assert parse_exit_status("not json at all") == 1
+
+
+def test_exec_result_ok() -> None:
+    assert ExecResult(0, "", "").ok
+    assert not ExecResult(7, "", "").ok
+    err = podexec.ExecError("gone", pod_gone=True)
+    assert err.pod_gone and not err.timed_out
+
+
+# A reconcile against in-memory fakes -------------------------------------------------
+class FakeKube:
+    """Holds Sessions and Services like the API server would; records every write."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[tuple[str, str], Body] = {}
+        self.services: dict[tuple[str, str], Body] = {}
+        self.status_patches: list[Body] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.pod_patches: list[tuple[str, Body]] = []
+        self.deleted_services: list[str] = []
+        self.rv = 100
+
+    def add_session(self, body: Body) -> Body:
+        meta = body["metadata"]
+        self.sessions[(meta["namespace"], meta["name"])] = body
+        return body
+
+    def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None:
+        self.status_patches.append(copy.deepcopy(status))
+        body = self.sessions.get((namespace, name))
+        if body is None:
+            return None
+        merged = dict(body.get("status") or {})
+        for key, value in status.items():  # merge patch: null removes
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        self.rv += 1
+        body = {**body, "status": merged}
+        body["metadata"] = {**body["metadata"], "resourceVersion": str(self.rv)}
+        self.sessions[(namespace, name)] = body
+        return copy.deepcopy(body)
+
+    def patch_pod(self, namespace: str, name: str, patch: Body) -> bool:
+        self.pod_patches.append((name, patch))
+        return True
+
+    def get_service(self, namespace: str, name: str) -> Body | None:
+        return self.services.get((namespace, name))
+
+    def create_service(self, body: Body) -> Body | None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if key in self.services:
+            return None
+        self.services[key] = body
+        return body
+
+    def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
+        raise AssertionError("not expected in these tests")
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        self.deleted_services.append(name)
+        self.services.pop((namespace, name), None)
+
+    def apply_ingress(self, body: Body) -> None:
+        raise AssertionError("not expected in these tests")
+
+    def delete_ingress(self, namespace: str, name: str) -> None:
+        pass
+
+    def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, reason, message))
+
+
+class FakeExec:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: list[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult:
+        self.calls.append(list(argv))
+        raise AssertionError(f"no exec expected, got {step}: {argv}")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make(pods: list[Body] | None = None) -> tuple[Reconciler, FakeKube, FakeExec, Clock]:
+    kube, execs, clock = FakeKube(), FakeExec(), Clock(CREATED + timedelta(minutes=1))
+    sessions, pod_cache, services = ObjectCache(), ObjectCache(), ObjectCache()
+    for p in pods or []:
+        pod_cache.put(p)
+    reconciler = Reconciler(Settings(), kube, execs, sessions, pod_cache, services, clock=clock)
+    return reconciler, kube, execs, clock
+
+
+def new_session(name: str = "s1", **spec: Any) -> Body:
+    return {
+        "apiVersion": "rdev.io/v1alpha1",
+        "kind": "Session",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": "1",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {"project": "shop", "branch": "feature-a", **spec},
+    }
+
+
+def cond(body: Body, kind: str) -> Body:
+    return next(c for c in body["status"]["conditions"] if c["type"] == kind)
+
+
+def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
+    reconciler, kube, execs, clock = make()
+    body = kube.add_session(new_session())
+
+    first = reconciler.reconcile(body)
+    assert first.wrote_status
+    assert len(kube.status_patches) == 1
+    stored = kube.sessions[("ns", "s1")]
+    status = stored["status"]
+    assert status["phase"] == "Pending"
+    assert status["observedGeneration"] == 1
+    assert status["expiresAt"] == "2026-01-02T00:00:00Z"
+    assert cond(stored, "Ready")["status"] == "False"
+    assert cond(stored, "Ready")["reason"] == PROJECT_NOT_FOUND
+    assert cond(stored, "Reconciling") == {
+        "type": "Reconciling",
+        "status": "True",
+        "reason": PROJECT_NOT_FOUND,
+        "message": "no pod labelled rdev.io/project=shop in namespace ns",
+        "lastTransitionTime": "2026-01-01T00:01:00Z",
+        "observedGeneration": 1,
+    }
+    assert cond(stored, "Stalled")["status"] == "False"
+    assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled"]
+    assert ("Warning", PROJECT_NOT_FOUND) in [(k, r) for k, r, _ in kube.events]
+    assert execs.calls == []
+    # Woken at expiry at the latest (the pod watch wakes it sooner).
+    assert first.requeue_after == pytest.approx(timedelta(hours=23, minutes=59).total_seconds())
+
+    # The same inputs again, later: nothing to write, no new event.
+    clock.now += timedelta(minutes=5)
+    events_before = list(kube.events)
+    second = reconciler.reconcile(copy.deepcopy(stored))
+    assert not second.wrote_status
+    assert len(kube.status_patches) == 1
+    assert kube.events == events_before
+    assert kube.sessions[("ns", "s1")] == stored
+
+
+def test_pod_not_ready_is_project_not_running() -> None:
+    reconciler, kube, _, _ = make([pod("shop-1", T1, ready=False)])
+    body = kube.add_session(new_session())
+    reconciler.reconcile(body)
+    stored = kube.sessions[("ns", "s1")]
+    assert stored["status"]["phase"] == "Pending"
+    assert cond(stored, "Reconciling")["reason"] == PROJECT_NOT_RUNNING
+    assert reconciler.reconcile(copy.deepcopy(stored)).wrote_status is False
+
+
+def test_transition_time_survives_a_reason_change() -> None:
+    reconciler, kube, _, clock = make()
+    body = kube.add_session(new_session())
+    reconciler.reconcile(body)
+    first = cond(kube.sessions[("ns", "s1")], "Reconciling")
+    clock.now += timedelta(minutes=1)
+    reconciler.pods.put(pod("shop-1", T1, ready=False))
+    reconciler.reconcile(copy.deepcopy(kube.sessions[("ns", "s1")]))
+    second = cond(kube.sessions[("ns", "s1")], "Reconciling")
+    assert second["reason"] == PROJECT_NOT_RUNNING
+    assert second["lastTransitionTime"] == first["lastTransitionTime"]
+
+
+def test_invalid_spec_stalls_without_exec() -> None:
+    reconciler, kube, execs, _ = make()
+    body = kube.add_session(new_session(newBranch="also-set"))
+    outcome = reconciler.reconcile(body)
+    stored = kube.sessions[("ns", "s1")]
+    assert outcome.wrote_status
+    assert stored["status"]["phase"] == "Failed"
+    assert cond(stored, "Stalled")["status"] == "True"
+    assert cond(stored, "Stalled")["reason"] == "InvalidSpec"
+    assert "exactly one of branch or newBranch" in cond(stored, "Stalled")["message"]
+    assert execs.calls == []
+    assert reconciler.reconcile(copy.deepcopy(stored)).wrote_status is False
+
+
+def test_checkin_without_pod_ends_and_requests_review() -> None:
+    reconciler, kube, _, _ = make()
+    body = kube.add_session(new_session(checkin={"autoMerge": True}))
+    reconciler.reconcile(body)
+    stored = kube.sessions[("ns", "s1")]
+    status = stored["status"]
+    assert status["phase"] == "Ended"
+    assert status["review"] == {"requested": True, "autoMerge": True}
+    assert status["endedAt"] == "2026-01-01T00:01:00Z"
+    assert cond(stored, "Ready")["reason"] == "CheckedIn"
+    assert cond(stored, "Reconciling")["status"] == "False"
+    assert cond(stored, "Stalled")["status"] == "False"
+    assert "s1-preview" in kube.deleted_services
+    assert ("Normal", "CheckedIn") in [(k, r) for k, r, _ in kube.events]
+    patches = len(kube.status_patches)
+    assert reconciler.reconcile(copy.deepcopy(stored)).wrote_status is False
+    assert len(kube.status_patches) == patches
+
+
+def test_expired_session_ends_as_expired() -> None:
+    reconciler, kube, _, clock = make()
+    clock.now = CREATED + timedelta(hours=2)
+    body = kube.add_session(new_session(expiresIn="90m"))
+    reconciler.reconcile(body)
+    stored = kube.sessions[("ns", "s1")]
+    assert stored["status"]["phase"] == "Expired"
+    assert stored["status"]["expiresAt"] == "2026-01-01T01:30:00Z"
+    assert cond(stored, "Ready")["reason"] == "Expired"
+    assert "review" not in stored["status"]
