@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure_kopf(operator_settings, settings)
+        # Fill the caches before any daemon reconciles: a resumed Session must see
+        # its pod, its Service and its project's queue, or it would flap to Pending.
+        runtime = handlers.runtime()
+        counts = runtime.prime(operator_settings.namespaces)
+        log.info("caches primed: %s", counts)
 
     operator_settings = settings
     if settings.metrics_port:

@@ -41,6 +41,7 @@ class Runtime:
     pods: ObjectCache
     services: ObjectCache
     wakers: dict[Key, asyncio.Event] = field(default_factory=dict)
+    seen: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
     reconciles: int = 0
 
     def wake(self, key: Key) -> None:
@@ -53,6 +54,25 @@ class Runtime:
             return
         for body in self.sessions.by_project(namespace, project, from_spec=True):
             self.wake(key_of(body))
+
+    def prime(self, namespaces: tuple[str, ...]) -> dict[str, int]:
+        """LIST what the watches will stream, so the first reconciles see a full picture."""
+        kube = self.reconciler.kube
+        lister = getattr(kube, "list_objects", None)
+        if lister is None:
+            return {}
+        counts = {"sessions": 0, "pods": 0, "services": 0}
+        selectors = {
+            "sessions": ("", self.sessions),
+            "pods": (PROJECT_LABEL, self.pods),
+            "services": (f"{MANAGED_BY_LABEL}={MANAGER}", self.services),
+        }
+        for kind, (selector, cache) in selectors.items():
+            for namespace in namespaces or (None,):
+                for item in lister(kind, namespace, selector):
+                    cache.put(item)
+                    counts[kind] += 1
+        return counts
 
 
 RUNTIME: Runtime | None = None
@@ -93,19 +113,27 @@ async def session_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None
     project = (plain.get("spec") or {}).get("project")
     if event.get("type") == "DELETED":
         rt.sessions.remove(key)
+        rt.seen.pop(key, None)
         rt.wake_project(key[0], project)
         _phase_gauge(rt)
         return
-    old = rt.sessions.put(plain)
+    rt.sessions.put(plain)
     _phase_gauge(rt)
-    old_meta = (old or {}).get("metadata") or {}
+    # Compare with what the previous *event* showed, not with the cache: the
+    # reconcile writes its own results through to the cache before their
+    # events arrive, which would hide the transitions peers wait for.
     meta = plain["metadata"]
-    if old is None or old_meta.get("generation") != meta.get("generation"):
+    state = (
+        meta.get("generation"),
+        bool(meta.get("deletionTimestamp")),
+        (plain.get("status") or {}).get("phase"),
+        _stalled(plain),
+    )
+    seen = rt.seen.get(key)
+    rt.seen[key] = state
+    if seen is None or seen[:2] != state[:2]:
         rt.wake(key)
-    old_phase = ((old or {}).get("status") or {}).get("phase")
-    new_phase = (plain.get("status") or {}).get("phase")
-    stalled_flip = _stalled(old or {}) != _stalled(plain)
-    if old_phase != new_phase or stalled_flip or meta.get("deletionTimestamp"):
+    if seen is None or seen[1:] != state[1:]:
         # The project's queue may have moved: let the waiting Sessions look.
         for other in rt.sessions.by_project(key[0], project or "", from_spec=True):
             if key_of(other) != key:

@@ -81,6 +81,32 @@ class Kube:
             raise
         return _json(resp)
 
+    def list_objects(self, kind: str, namespace: str | None, selector: str = "") -> list[Body]:
+        """One LIST (pods, services or sessions), items with kind and apiVersion filled in."""
+        kw: dict[str, Any] = {"_preload_content": False}
+        if selector:
+            kw["label_selector"] = selector
+        if kind == "sessions":
+            if namespace:
+                resp = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, **kw
+                )
+            else:
+                resp = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
+        elif kind == "pods":
+            resp = (
+                self.core.list_namespaced_pod(namespace, **kw)
+                if namespace
+                else self.core.list_pod_for_all_namespaces(**kw)
+            )
+        else:
+            resp = (
+                self.core.list_namespaced_service(namespace, **kw)
+                if namespace
+                else self.core.list_service_for_all_namespaces(**kw)
+            )
+        return list(_json(resp).get("items") or [])
+
     # Pods -----------------------------------------------------------------
     def patch_pod(self, namespace: str, name: str, patch: Body) -> bool:
         try:

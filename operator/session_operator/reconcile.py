@@ -166,21 +166,23 @@ def queue_owner(me: str, sessions: list[Body]) -> str | None:
     """Which Session of a project may hold it now.
 
     A Session already holding the project keeps it; otherwise the oldest one
-    that is neither ended nor stalled (``me`` counts even when stalled, since it
-    is re-checking itself right now). Deleted Sessions leave the cache, so they
-    never block the queue.
+    that is neither ended nor stalled. A stalled Session re-checking itself
+    (``me``) only gets the project when no other Session is waiting for it.
+    Deleted Sessions leave the cache, so they never block the queue.
     """
-    phase_of = {s["metadata"]["name"]: (s.get("status") or {}).get("phase") for s in sessions}
-    holders = [s for s in sessions if phase_of[s["metadata"]["name"]] in HOLDING_PHASES]
+    holders = [s for s in sessions if (s.get("status") or {}).get("phase") in HOLDING_PHASES]
     if holders:
         return str(sorted(holders, key=_created)[0]["metadata"]["name"])
-    waiting = [
+    ended = {p.value for p in TERMINAL_PHASES}
+    live = [
         s
         for s in sessions
-        if phase_of[s["metadata"]["name"]] not in {p.value for p in TERMINAL_PHASES}
-        and (s.get("spec") or {}).get("checkin") is None  # `checkin: {}` counts
-        and (not _stalled(s) or s["metadata"]["name"] == me)
+        if (s.get("status") or {}).get("phase") not in ended
+        and (s.get("spec") or {}).get("checkin") is None
     ]
+    waiting = [s for s in live if not _stalled(s)]
+    if not waiting:
+        waiting = [s for s in live if s["metadata"]["name"] == me]
     if not waiting:
         return None
     return str(sorted(waiting, key=_created)[0]["metadata"]["name"])
@@ -259,6 +261,7 @@ class Reconciler:
         self._locks_guard = threading.Lock()
         self._attempts: dict[Key, int] = {}
         self._webui_checked: dict[Key, float] = {}
+        self._prechecked: dict[Key, tuple[int, str]] = {}
         self.exec_calls = 0
 
     # Locks ----------------------------------------------------------------
@@ -275,6 +278,7 @@ class Reconciler:
             self._session_locks.pop(key, None)
         self._attempts.pop(key, None)
         self._webui_checked.pop(key, None)
+        self._prechecked.pop(key, None)
 
     # Entry points ---------------------------------------------------------
     def reconcile(self, body: Body) -> Outcome:
@@ -507,6 +511,12 @@ class Reconciler:
                 retry_s=None,
             )
         project_key = (namespace, spec.project)
+        owner = queue_owner(name, self.sessions.by_project(namespace, spec.project, from_spec=True))
+        busy = owner not in (None, name)
+        marker = (draft.generation, pod)
+        if busy and self._prechecked.get(key) == marker:
+            # Checked already for this spec and pod; wait without exec'ing again.
+            raise self._busy(spec.project, str(owner))
         self._set_step(draft, "fetch")
         with self.project_lock(project_key):
             # Read-only checks before taking a turn: a Session that cannot
@@ -534,14 +544,10 @@ class Reconciler:
                         retry_s=recheck,
                     )
 
-        owner = queue_owner(name, self.sessions.by_project(namespace, spec.project, from_spec=True))
-        if owner not in (None, name):
-            raise StepFailed(
-                PROJECT_BUSY,
-                f"project {spec.project} is in use by session {owner}; waiting for it to end",
-                stalled=False,
-                retry_s=None,
-            )
+        if busy:
+            self._prechecked[key] = marker
+            raise self._busy(spec.project, str(owner))
+        self._prechecked.pop(key, None)
 
         if draft.status.phase != Phase.PROVISIONING:
             draft.status.provisioning_since = draft.status.provisioning_since or draft.now
@@ -592,6 +598,15 @@ class Reconciler:
         draft.status.checkout_path = path
         draft.status.commit = head.stdout.strip()
         draft.cond(CHECKOUT_READY, True, "CheckedOut", f"branch {branch} is checked out")
+
+    @staticmethod
+    def _busy(project: str, owner: str) -> StepFailed:
+        return StepFailed(
+            PROJECT_BUSY,
+            f"project {project} is in use by session {owner}; waiting for it to end",
+            stalled=False,
+            retry_s=None,
+        )
 
     def _add_worktree(
         self,

@@ -89,8 +89,15 @@ def test_queue_stalled_sessions_do_not_block_others() -> None:
     assert queue_owner("next", sessions) == "next"
 
 
-def test_queue_stalled_session_counts_for_itself() -> None:
+def test_queue_recovering_stalled_session_waits_behind_others() -> None:
+    # Both must agree on one owner, or two Sessions would provision one project.
     sessions = [session("stuck", T1, "Failed", stalled=True), session("next", T2)]
+    assert queue_owner("stuck", sessions) == "next"
+    assert queue_owner("next", sessions) == "next"
+
+
+def test_queue_stalled_session_gets_an_idle_project() -> None:
+    sessions = [session("stuck", T1, "Failed", stalled=True)]
     assert queue_owner("stuck", sessions) == "stuck"
 
 
