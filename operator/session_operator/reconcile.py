@@ -392,11 +392,28 @@ class Reconciler:
         new_reason = _reason(draft.dump())
         if new_reason and new_reason != old_reason and new_reason not in (ACTIVE, PROVISIONING):
             ready = draft.status.condition(READY)
-            kind = "Normal" if new_reason in (CHECKED_IN, EXPIRED, PROJECT_BUSY) else "Warning"
+            kind = (
+                "Normal"
+                if new_reason in (CHECKED_IN, EXPIRED, PROJECT_BUSY, "Deleted")
+                else "Warning"
+            )
             draft.event(kind, new_reason, ready.message if ready else new_reason)
-        for kind, reason, message in draft.events:
-            self.kube.post_event(body, kind, reason, message)
+        self._post_events(body, draft.events)
+        draft.events = []
         return Outcome(requeue_after=requeue, wrote_status=wrote)
+
+    def _post_events(self, body: Body, events: list[tuple[str, str, str]]) -> None:
+        """Warnings one by one; the Normal steps of one reconcile as a single Event.
+
+        Each Event is a write to the API server; one per reconcile keeps a
+        lifecycle's write count near the floor while every step is still told.
+        """
+        normal = [(r, m) for k, r, m in events if k == "Normal"]
+        for kind, reason, message in events:
+            if kind != "Normal":
+                self.kube.post_event(body, kind, reason, message)
+        if normal:
+            self.kube.post_event(body, "Normal", normal[-1][0], "; ".join(m for _, m in normal))
 
     def _check_deadline(self, draft: Draft, now: datetime) -> None:
         since = parse_ts(draft.status.provisioning_since)
@@ -830,7 +847,9 @@ class Reconciler:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         status = draft.status
-        if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES:
+        stopping_web_ui = status.web_ui not in (None, WebUIState.STOPPED)
+        if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES and stopping_web_ui:
+            # Stopping the web UI is the slow part: say so while it happens.
             draft.summary(Phase.ENDING, ENDING, "ending the session", mode="reconciling")
             self._finish(body, draft, None)
             draft.original = draft.dump()
@@ -926,8 +945,7 @@ class Reconciler:
                 draft.original = draft.dump()
                 draft.events.clear()
             self._remove_worktree(body, draft)
-            for kind, reason, message in draft.events:
-                self.kube.post_event(body, kind, reason, message)
+            self._post_events(body, draft.events)
         self.forget(key)
 
     def _remove_worktree(self, body: Body, draft: Draft) -> None:
