@@ -209,6 +209,17 @@ class Draft:
     now: str
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, body: Body, now: datetime) -> Draft:
+        """A draft of the Session's current status, normalised so unchanged means equal."""
+        status = SessionStatus.model_validate(dict(body.get("status") or {}))
+        return cls(
+            original=status.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            status=status.model_copy(deep=True),
+            generation=int((body.get("metadata") or {}).get("generation") or 1),
+            now=iso(now),
+        )
+
     def cond(self, kind: str, status: bool | None, reason: str, message: str) -> None:
         self.status.conditions = set_condition(
             self.status.conditions, kind, status, reason, message, self.generation, self.now
@@ -313,18 +324,10 @@ class Reconciler:
         meta = body["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         key = (namespace, name)
-        generation = int(meta.get("generation") or 1)
         now = self.clock()
-        original = dict(body.get("status") or {})
-        status = SessionStatus.model_validate(original)
-        draft = Draft(
-            original=SessionStatus.model_validate(original).model_dump(
-                by_alias=True, exclude_none=True, mode="json"
-            ),
-            status=status,
-            generation=generation,
-            now=iso(now),
-        )
+        draft = Draft.of(body, now)
+        generation = draft.generation
+        status = draft.status
         try:
             spec = SessionSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
@@ -918,16 +921,8 @@ class Reconciler:
         namespace, name = meta["namespace"], meta["name"]
         key = (namespace, name)
         with self.session_lock(key):
-            original = dict(body.get("status") or {})
-            status = SessionStatus.model_validate(original)
-            draft = Draft(
-                original=SessionStatus.model_validate(original).model_dump(
-                    by_alias=True, exclude_none=True, mode="json"
-                ),
-                status=status,
-                generation=int(meta.get("generation") or 1),
-                now=iso(self.clock()),
-            )
+            draft = Draft.of(body, self.clock())
+            status = draft.status
             try:
                 spec: SessionSpec | None = SessionSpec.model_validate(body.get("spec") or {})
             except ValidationError:
