@@ -226,3 +226,22 @@ def _bounded_test(request: pytest.FixtureRequest) -> Iterator[None]:
     started = time.monotonic()
     yield
     _ = time.monotonic() - started
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """A control plane of the test's own (about 3 s to start), for tests that break or
+    must see an empty cluster; torn down afterwards."""
+    env = {
+        **os.environ,
+        "RDEV_CLUSTER_NAME": f"own{uuid.uuid4().hex[:4]}",
+        "RDEV_CLUSTER_DIR": str(tmp_path / "cluster"),
+    }
+    script = str(ROOT / "hack" / "controlplane.sh")
+    try:
+        subprocess.run(
+            ["bash", script, "up"], env=env, check=True, timeout=300, capture_output=True
+        )
+        yield env, str(tmp_path / "cluster" / "kubeconfig")
+    finally:
+        subprocess.run(["bash", script, "down"], env=env, check=False, timeout=120)

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from . import handlers
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         # Fill the caches before any daemon reconciles: a resumed Session must see
         # its pod, its Service and its project's queue, or it would flap to Pending.
         runtime = handlers.runtime()
+        if operator_settings.peering:
+            ensure_peering(runtime, operator_settings.peering)
         counts = runtime.prime(operator_settings.namespaces)
         log.info("caches primed: %s", counts)
 
@@ -107,6 +110,33 @@ def main(argv: list[str] | None = None) -> int:
         liveness_endpoint=liveness,
     )
     return 0
+
+
+def ensure_peering(runtime: handlers.Runtime, name: str) -> None:
+    """Create the ClusterKopfPeering the replicas share, so one `kubectl apply -k` suffices.
+
+    A custom object cannot be applied in the same pass that installs its CRD,
+    so the install ships the CRD and the operator makes the object itself.
+    """
+    kube = runtime.reconciler.kube
+    if not isinstance(kube, Kube):
+        return
+    body = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": name},
+    }
+    try:
+        kube.custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+        log.info("created ClusterKopfPeering %s", name)
+    except ApiException as exc:
+        if exc.status == 409:
+            return
+        if exc.status == 404:
+            raise kopf.TemporaryError(
+                "the kopf peering CRDs are not installed yet", delay=5
+            ) from exc
+        raise
 
 
 def _age_priority() -> int:

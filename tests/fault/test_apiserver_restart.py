@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,33 +30,23 @@ from kubehelpers import (
 
 
 @pytest.fixture
-def own_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
-    env = {
-        **os.environ,
-        "RDEV_CLUSTER_NAME": f"fault{uuid.uuid4().hex[:4]}",
-        "RDEV_CLUSTER_DIR": str(tmp_path / "cluster"),
-    }
-    script = str(ROOT / "hack" / "controlplane.sh")
-    subprocess.run(["bash", script, "up"], env=env, check=True, timeout=300, capture_output=True)
-    kubeconfig = str(tmp_path / "cluster" / "kubeconfig")
-    try:
-        subprocess.run(
-            [
-                "kubectl",
-                "--kubeconfig",
-                kubeconfig,
-                "apply",
-                "--server-side",
-                "-f",
-                str(ROOT / "crds" / "sessions.rdev.io.yaml"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-        yield env, kubeconfig
-    finally:
-        subprocess.run(["bash", script, "down"], env=env, check=False, timeout=120)
+def own_cluster(fresh_cluster: tuple[dict[str, str], str]) -> tuple[dict[str, str], str]:
+    env, kubeconfig = fresh_cluster
+    subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "crds" / "sessions.rdev.io.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return env, kubeconfig
 
 
 def _restart_api_server(env: dict[str, str]) -> None:

@@ -6,19 +6,27 @@ pass); what a test adds beyond it lives in the test's own namespace.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
+import shlex
+import shutil
 import subprocess
+import sys
+import tempfile
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from conftest import OperatorProcess
+from conftest import OperatorProcess, free_port
 from kubehelpers import (
     ROOT,
     create_project_pod,
@@ -62,7 +70,7 @@ OPERATOR_RULES: list[tuple[str, str, frozenset[str], str | None]] = [
         frozenset({"get", "list", "watch"}),
         None,
     ),
-    ("kopf.dev", "clusterkopfpeerings", frozenset({"get", "list", "watch"}), None),
+    ("kopf.dev", "clusterkopfpeerings", frozenset({"get", "list", "watch", "create"}), None),
     ("kopf.dev", "clusterkopfpeerings", frozenset({"patch"}), NAME),
 ]
 CLUSTER_SCOPED = {"customresourcedefinitions", "clusterkopfpeerings"}
@@ -111,18 +119,8 @@ def namespace_exists(api: client.ApiClient, name: str) -> bool:
 
 
 def first_install_errors(api: client.ApiClient) -> list[re.Pattern[str]]:
-    """What kubectl cannot do before the peering CRD and the namespace exist.
-
-    kubectl maps every object to a resource before it sends any, so on a new
-    cluster a ClusterKopfPeering cannot be mapped until its CRD (in the same
-    apply) is established, and a dry run never creates the namespace.
-    """
+    """What a server-side dry run cannot do on a new cluster: it never creates the namespace."""
     allowed = []
-    if not crd_exists(api, PEERING_CRD):
-        allowed += [
-            re.compile(r'no matches for kind "ClusterKopfPeering"'),
-            re.compile(r"^ensure CRDs are installed first"),
-        ]
     if not namespace_exists(api, SYSTEM_NS):
         allowed.append(re.compile(rf'namespaces "{SYSTEM_NS}" not found'))
     return allowed
@@ -161,12 +159,7 @@ def installed(api: client.ApiClient, kubeconfig: str) -> list[dict[str, Any]]:
     if dry.returncode != 0:
         assert_only(errors_of(dry.stderr), allowed)
 
-    apply = kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS, check=False)
-    if apply.returncode != 0:
-        assert_only(errors_of(apply.stderr), allowed)
-        # First install on this cluster: the second apply maps the peering object.
-        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{PEERING_CRD}")
-        kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)
+    kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)  # one pass, always
 
     # Installed: the dry run is now clean, as is every further apply.
     again = kubectl(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
@@ -185,7 +178,6 @@ def test_install_creates_everything(installed, api):
         ("CustomResourceDefinition", "sessions.rdev.io"),
         ("CustomResourceDefinition", PEERING_CRD),
         ("CustomResourceDefinition", "kopfpeerings.kopf.dev"),
-        ("ClusterKopfPeering", NAME),
         ("ServiceAccount", NAME),
         ("ClusterRole", NAME),
         ("ClusterRoleBinding", NAME),
@@ -195,8 +187,6 @@ def test_install_creates_everything(installed, api):
         ("Deployment", NAME),
         ("Service", f"{NAME}-metrics"),
     } <= kinds
-    custom = client.CustomObjectsApi(api)
-    assert custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", NAME)
     svc = client.CoreV1Api(api).read_namespaced_service(f"{NAME}-metrics", SYSTEM_NS)
     assert [(p.name, p.port) for p in svc.spec.ports] == [("metrics", 8000)]
 
@@ -463,7 +453,12 @@ def test_edit_can_create_and_check_in_but_not_delete(installed, api, kubeconfig,
 
 
 # The operator with its ServiceAccount's identity -----------------------------------------
-def service_account_kubeconfig(admin_kubeconfig: str, path: Path) -> Path:
+def service_account_kubeconfig(admin_kubeconfig: str, path: Path, *, ca_file: bool = False) -> Path:
+    """A kubeconfig with a TokenRequest token of the operator's ServiceAccount.
+
+    With ``ca_file`` the CA is a file next to it, as in a pod, so that the
+    client needs no temporary file.
+    """
     token = subprocess.run(
         [
             "kubectl",
@@ -484,16 +479,22 @@ def service_account_kubeconfig(admin_kubeconfig: str, path: Path) -> Path:
     admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
     cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    server = dict(cluster["cluster"])
+    if ca_file:
+        ca = path.with_suffix(".ca.crt")
+        ca.write_bytes(base64.b64decode(server.pop("certificate-authority-data")))
+        ca.chmod(0o644)
+        server["certificate-authority"] = str(ca)
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "rdev", "cluster": cluster["cluster"]}],
+        "clusters": [{"name": "rdev", "cluster": server}],
         "users": [{"name": NAME, "user": {"token": token}}],
         "contexts": [{"name": NAME, "context": {"cluster": "rdev", "user": NAME}}],
         "current-context": NAME,
     }
     path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
+    path.chmod(0o644 if ca_file else 0o600)
     return path
 
 
@@ -577,11 +578,10 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
             what="Session deleted (finalizer released)",
         )
 
-        events = events_for(api, namespace, "sa1")
-        assert {"CheckedOut", "ServiceCreated", "WebUIStarted"} <= {e.reason for e in events}
-        assert {e.reporting_instance for e in events if e.reporting_component == NAME} == {
-            "sa-operator"
-        }
+        # Events were posted (core/v1 create), under this process's name.
+        ours = [e for e in events_for(api, namespace, "sa1") if e.reporting_component == NAME]
+        assert ours, "the operator posted no Event"
+        assert {e.reporting_instance for e in ours} == {"sa-operator"}
     finally:
         operator.stop()
         kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
@@ -599,3 +599,170 @@ def test_manifests_hold_no_secrets(installed):
     for role in (o for o in installed if o["kind"] in ("ClusterRole", "Role")):
         for rule in role["rules"]:
             assert "secrets" not in rule["resources"], role["metadata"]["name"]
+
+
+# The image's venv: non-root, read-only root filesystem ------------------------------------
+IMAGE_UID = 65532
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+@pytest.fixture
+def image_venv() -> Iterator[Path]:
+    """The builder stage's steps: a wheel, a pip-less venv with it and its dependencies.
+
+    Built where the image's user may read it (not under pytest's 0700 folders),
+    with a system Python 3.11 as the image has one, and removed afterwards.
+    """
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
+        pytest.skip("needs root, unshare and setpriv to run as another user on a read-only root")
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip(f"needs {SYSTEM_PYTHON}, readable by uid {IMAGE_UID}")
+    base = Path(tempfile.mkdtemp(prefix="rdev-image-"))
+    try:
+        base.chmod(0o755)
+        context = base / "context"
+        context.mkdir()
+        shutil.copy2(ROOT / "pyproject.toml", context / "pyproject.toml")
+        shutil.copytree(
+            ROOT / "operator" / "session_operator",
+            context / "operator" / "session_operator",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        pip = str(ROOT / ".venv" / "bin" / "pip")
+        venv = base / "venv"
+        wheels = base / "wheels"
+
+        def run(*argv: str) -> None:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+            assert done.returncode == 0, f"{argv}: {done.stderr[-3000:]}"
+
+        run(pip, "wheel", "--no-deps", "--quiet", "--wheel-dir", str(wheels), str(context))
+        run(str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venv))
+        (wheel,) = wheels.glob("*.whl")
+        run(pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--compile", str(wheel))
+        # As the Dockerfile does: the unused asyncio client goes.
+        for site in venv.glob("lib/python3*/site-packages"):
+            shutil.rmtree(site / "kubernetes" / "aio")
+        assert not (venv / "bin" / "pip").exists()
+        yield venv
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
+    installed, api, kubeconfig, namespace, repo, tmp_path, image_venv
+):
+    """The installed package, as uid 65532 with every filesystem read-only (not even
+    /tmp writable), the ServiceAccount's token and the Deployment's variables."""
+    sa_dir = Path(tempfile.mkdtemp(prefix="rdev-sa-", dir=image_venv.parent))
+    sa_dir.chmod(0o755)
+    sa_config = service_account_kubeconfig(kubeconfig, sa_dir / "kubeconfig", ca_file=True)
+    health, metrics = free_port(), free_port()
+    env = {
+        "PATH": f"{image_venv / 'bin'}:/usr/bin:/bin",
+        "HOME": "/nonexistent",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "KUBECONFIG": str(sa_config),
+        "RDEV_NAMESPACES": namespace,
+        "RDEV_PEERING": NAME,
+        "RDEV_PEERING_LIFETIME": "15s",
+        "RDEV_HEALTH_PORT": str(health),
+        "RDEV_METRICS_PORT": str(metrics),
+        "RDEV_WEBUI_COMMAND": f"{sys.executable} {ROOT / 'tests' / 'fake_webui.py'}",
+        "POD_NAME": "image-operator",
+        "POD_ID": "image-operator",
+    }
+    # A private mount namespace: / read-only there (and /tmp with it), then the
+    # image's numeric user without a passwd entry, the environment as in the pod.
+    script = (
+        "mount -o remount,bind,ro / && { ! mountpoint -q /tmp || mount -o remount,bind,ro /tmp; }"
+        " && exec setpriv"
+        f" --reuid={IMAGE_UID} --regid={IMAGE_UID} --clear-groups --no-new-privs"
+        " env -i "
+        + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+        + " python -m session_operator"
+    )
+    kubectl(kubeconfig, "apply", "--server-side", "-f", NAMESPACE_READER)
+    log_path = tmp_path / "operator.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd="/",
+        )
+    try:
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"operator exited: {log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=60, interval=0.2, what="liveness endpoint")
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert re.search(rf"^Uid:\s+{IMAGE_UID}\s", status, re.MULTILINE), status
+
+        create_project_pod(api, namespace, "shop", repo)
+        create_session(
+            api, namespace, session_manifest("ro1", "shop", newBranch="topic/ro", webUI=True)
+        )
+        s = wait_condition(api, namespace, "ro1", "Ready", timeout=90)
+        assert s["status"]["webUI"] == "Running"
+        patch_session(api, namespace, "ro1", {"checkin": {"skipReview": True}})
+        wait_phase(api, namespace, "ro1", "Ended", timeout=60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as resp:
+            assert b'rdev_exec_total{outcome="ok",step="worktree-add"} 1.0' in resp.read()
+        assert {e.reporting_instance for e in events_for(api, namespace, "ro1")} == {
+            "image-operator"
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
+    log = log_path.read_text(errors="replace")
+    assert not re.search(r"Read-only file system|Permission denied|Traceback|\b403\b", log), log[
+        -3000:
+    ]
+
+
+def test_single_apply_installs_on_a_fresh_cluster(fresh_cluster, tmp_path):
+    """One `kubectl apply -k manifests/` on an empty cluster; the operator then creates
+    the peering object its replicas share."""
+    _env, kubeconfig = fresh_cluster
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "apply", "-k", str(MANIFESTS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{PEERING_CRD}")
+    op = OperatorProcess(
+        kubeconfig, "default", tmp_path / "op.log", RDEV_PEERING=NAME, RDEV_NAMESPACES=""
+    ).start()
+    try:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        custom = client.CustomObjectsApi(client.ApiClient(cfg))
+
+        def peering() -> dict | None:
+            try:
+                return custom.get_cluster_custom_object(
+                    "kopf.dev", "v1", "clusterkopfpeerings", NAME
+                )
+            except ApiException:
+                return None
+
+        wait_for(peering, timeout=60, what="the operator's ClusterKopfPeering")
+    finally:
+        op.stop()
