@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger().setLevel(settings.log_level)
     handlers.RUNTIME = build_runtime(settings)
+    handlers.register_phase_gauge(handlers.RUNTIME)
 
     @kopf.on.startup()
     def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,13 +96,22 @@ def _deep(body: Any) -> Body:
     return copy.deepcopy(dict(body))
 
 
-def _phase_gauge(rt: Runtime) -> None:
+def phase_counts(rt: Runtime) -> dict[str, int]:
     counts: dict[str, int] = {}
     for body in rt.sessions.values():
         phase = (body.get("status") or {}).get("phase") or "Unknown"
         counts[phase] = counts.get(phase, 0) + 1
+    return counts
+
+
+def register_phase_gauge(rt: Runtime) -> None:
+    """Count phases when Prometheus scrapes, not on every watch event."""
+
+    def counter(phase: str) -> Callable[[], float]:
+        return lambda: float(phase_counts(rt).get(phase, 0))
+
     for phase in ("Pending", "Provisioning", "Active", "Ending", "Ended", "Expired", "Failed"):
-        metrics.SESSIONS.labels(phase=phase).set(counts.get(phase, 0))
+        metrics.SESSIONS.labels(phase=phase).set_function(counter(phase))
 
 
 # Sessions -------------------------------------------------------------------
@@ -115,10 +125,8 @@ async def session_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None
         rt.sessions.remove(key)
         rt.seen.pop(key, None)
         rt.wake_project(key[0], project)
-        _phase_gauge(rt)
         return
     rt.sessions.put(plain)
-    _phase_gauge(rt)
     # Compare with what the previous *event* showed, not with the cache: the
     # reconcile writes its own results through to the cache before their
     # events arrive, which would hide the transitions peers wait for.
