@@ -475,6 +475,10 @@ class Reconciler:
             and status.condition(CHECKOUT_READY).status == "True"  # type: ignore[union-attr]
         )
         if not checked_out:
+            if status.pod_name not in (None, pod_name):
+                # A new pod: whatever ran on the old one is not running here.
+                status.web_ui = None
+                self._webui_checked.pop(key, None)
             self._checkout(body, spec, draft, pod_name, container, repo, path, key)
 
         # The pod's session label selects it for the preview Service.
