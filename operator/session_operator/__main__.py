@@ -28,13 +28,30 @@ from .settings import Settings, SettingsError, load_settings
 log = logging.getLogger("session_operator")
 
 
+class NoDiffBase(kopf.DiffBaseStorage):  # type: ignore[misc]
+    """Keep no diff base: the operator reacts to generations, not to field diffs.
+
+    kopf's default stores the last handled spec in an annotation, which costs a
+    write at creation and on every spec change, and a deep copy of the object on
+    every watch event; nothing here needs either. Deletion is still detected
+    from deletionTimestamp, and daemons do not depend on diffs.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return {}
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
     """Our names under rdev.io, server-side filters, peering for HA."""
     kopf_settings.persistence.finalizer = "rdev.io/finalizer"
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="rdev.io", key="last-handled-configuration"
-    )
+    kopf_settings.persistence.diffbase_storage = NoDiffBase()
     kopf_settings.execution.max_workers = settings.workers
     # Server-side filters: watch only project pods and our own Services.
     kopf_settings.watching.label_selectors[_core("pods")] = PROJECT_LABEL
@@ -52,7 +69,9 @@ def _core(plural: str) -> Callable[[Any], bool]:
 def build_runtime(settings: Settings) -> handlers.Runtime:
     cfg = load_kube_config()
     kube = Kube(cfg, pool_size=settings.workers + 4)
-    sessions, pods, services = ObjectCache(), ObjectCache(), ObjectCache()
+    sessions = ObjectCache.for_sessions()
+    pods = ObjectCache.for_pods()
+    services = ObjectCache.for_services()
     execs = PodExec(kube.new_api_client, timeout_s=settings.exec_timeout.total_seconds())
     reconciler = Reconciler(settings, kube, execs, sessions, pods, services)
     return handlers.Runtime(
@@ -77,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
     logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # kopf logs every watch-event handler call as "succeeded" at INFO: noise
+        # that costs CPU at scale. Warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     handlers.RUNTIME = build_runtime(settings)
     handlers.register_phase_gauge(handlers.RUNTIME)
 

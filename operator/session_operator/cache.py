@@ -2,12 +2,15 @@
 
 Reconciles read from here instead of listing the API, so a resumed operator can
 decide that a Session needs nothing without a single request. Writers are kopf's
-event handlers on the loop; readers are worker threads: hence the lock.
+event handlers on the loop; readers are worker threads: hence the lock. Objects
+are slimmed to the fields the operator reads, and indexed by project, so that
+thousands of Sessions cost little memory and no full scans.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .builders import PROJECT_LABEL
@@ -15,10 +18,74 @@ from .builders import PROJECT_LABEL
 Body = dict[str, Any]
 Key = tuple[str, str]
 
+_KEEP_META = (
+    "name",
+    "namespace",
+    "uid",
+    "labels",
+    "annotations",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "resourceVersion",
+    "generation",
+    "ownerReferences",
+)
+_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
 
 def key_of(body: Body) -> Key:
     meta = body.get("metadata") or {}
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
+
+
+def slim_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    out = {k: meta[k] for k in _KEEP_META if k in meta}
+    annotations = out.get("annotations")
+    if annotations and any(a in annotations for a in _HEAVY_ANNOTATIONS):
+        out["annotations"] = {k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS}
+    return out
+
+
+def slim_session(body: Body) -> Body:
+    return {
+        "metadata": slim_meta(body.get("metadata") or {}),
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
+
+
+def slim_pod(body: Body) -> Body:
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    return {
+        "metadata": slim_meta(body.get("metadata") or {}),
+        "spec": {"containers": [{"name": c.get("name")} for c in spec.get("containers") or []]},
+        "status": {
+            "phase": status.get("phase"),
+            "conditions": [
+                {"type": c.get("type"), "status": c.get("status")}
+                for c in status.get("conditions") or []
+            ],
+        },
+    }
+
+
+def slim_service(body: Body) -> Body:
+    spec = body.get("spec") or {}
+    return {
+        "metadata": slim_meta(body.get("metadata") or {}),
+        "spec": {"ports": spec.get("ports") or [], "selector": spec.get("selector") or {}},
+    }
+
+
+def project_from_spec(body: Body) -> str | None:
+    value = (body.get("spec") or {}).get("project")
+    return str(value) if value else None
+
+
+def project_from_label(body: Body) -> str | None:
+    value = ((body.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL)
+    return str(value) if value else None
 
 
 def _rv(body: Body) -> int:
@@ -29,23 +96,60 @@ def _rv(body: Body) -> int:
 
 
 class ObjectCache:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        slim: Callable[[Body], Body] = slim_session,
+        project_of: Callable[[Body], str | None] = project_from_spec,
+    ) -> None:
         self._lock = threading.Lock()
         self._items: dict[Key, Body] = {}
+        self._projects: dict[tuple[str, str], set[Key]] = {}
+        self._slim = slim
+        self._project_of = project_of
+
+    @classmethod
+    def for_sessions(cls) -> ObjectCache:
+        return cls(slim_session, project_from_spec)
+
+    @classmethod
+    def for_pods(cls) -> ObjectCache:
+        return cls(slim_pod, project_from_label)
+
+    @classmethod
+    def for_services(cls) -> ObjectCache:
+        return cls(slim_service, lambda _: None)
 
     def put(self, body: Body) -> Body | None:
         """Store ``body`` unless a newer version is already here; return the previous one."""
+        body = self._slim(body)
         key = key_of(body)
         with self._lock:
             old = self._items.get(key)
             if old is not None and _rv(old) > _rv(body):
                 return old
+            self._unindex(key, old)
             self._items[key] = body
+            project = self._project_of(body)
+            if project:
+                self._projects.setdefault((key[0], project), set()).add(key)
             return old
+
+    def _unindex(self, key: Key, old: Body | None) -> None:
+        if old is None:
+            return
+        project = self._project_of(old)
+        if project:
+            keys = self._projects.get((key[0], project))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._projects[(key[0], project)]
 
     def remove(self, key: Key) -> Body | None:
         with self._lock:
-            return self._items.pop(key, None)
+            old = self._items.pop(key, None)
+            self._unindex(key, old)
+            return old
 
     def get(self, key: Key) -> Body | None:
         with self._lock:
@@ -55,20 +159,10 @@ class ObjectCache:
         with self._lock:
             return list(self._items.values())
 
-    def by_project(self, namespace: str, project: str, *, from_spec: bool) -> list[Body]:
+    def by_project(self, namespace: str, project: str) -> list[Body]:
         with self._lock:
-            items = list(self._items.items())
-        out = []
-        for (ns, _), body in items:
-            if ns != namespace:
-                continue
-            if from_spec:
-                value = (body.get("spec") or {}).get("project")
-            else:
-                value = ((body.get("metadata") or {}).get("labels") or {}).get(PROJECT_LABEL)
-            if value == project:
-                out.append(body)
-        return out
+            keys = self._projects.get((namespace, project)) or set()
+            return [self._items[k] for k in keys if k in self._items]
 
     def __len__(self) -> int:
         with self._lock:

@@ -142,3 +142,114 @@ def path_exists_error(stderr: str) -> bool:
 
 def branch_exists_error(stderr: str) -> bool:
     return "a branch named" in stderr.lower() and "already exists" in stderr.lower()
+
+
+# Whole steps as one exec each -------------------------------------------------
+# Each exec costs a websocket, a TLS handshake and a process in the pod, so a
+# step's git commands run in one constant script. Values arrive as positional
+# arguments and are only ever expanded inside double quotes; git sees them after
+# "--" or inside refs/... paths, never where an option could be.
+
+_RESOLVE = r"""
+resolve() {
+  for r in "refs/remotes/origin/$1" "refs/tags/$1" "refs/heads/$1"; do
+    if git -C "$repo" show-ref --verify --quiet "$r"; then echo "$r"; return 0; fi
+  done
+  return 1
+}
+"""
+
+PRECHECK_SCRIPT = (
+    r"""
+set -u
+repo="$1"; branch="$2"; new="$3"; from="$4"
+"""
+    + _RESOLVE
+    + r"""
+git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit 10
+if [ "$new" != "new" ]; then
+  resolve "$branch" >/dev/null || exit 20
+  echo "start="
+  exit 0
+fi
+if [ -z "$from" ]; then
+  from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
+  from="${from#origin/}"
+  [ -n "$from" ] || from=main
+fi
+echo "from=$from"
+start="$(resolve "$from")" || exit 21
+echo "start=$start"
+"""
+)
+
+CHECKOUT_SCRIPT = r"""
+set -u
+repo="$1"; path="$2"; branch="$3"; start="$4"
+if [ -e "$path" ]; then
+  top="$(git -C "$path" rev-parse --show-toplevel 2>/dev/null)" || exit 30
+  [ "$top" = "$(cd "$path" && pwd -P)" ] || exit 30
+  current="$(git -C "$path" symbolic-ref --quiet --short HEAD)" || current=""
+  if [ "$current" != "$branch" ]; then echo "holds=$current"; exit 31; fi
+  echo "added=no"
+elif [ -n "$start" ]; then
+  if ! err="$(git -C "$repo" worktree add --quiet --no-track -b "$branch" \
+      -- "$path" "$start" 2>&1)"; then
+    # The branch was made by an earlier attempt that stopped before the worktree.
+    if git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then
+      git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit 40
+    else
+      echo "$err" >&2; exit 40
+    fi
+  fi
+  echo "added=yes"
+else
+  git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit 40
+  echo "added=yes"
+fi
+echo "commit=$(git -C "$path" rev-parse --verify HEAD)"
+printf '%s\n' '--rdev-changes--'
+git -c core.pager=cat -C "$path" status --porcelain=v1 -z --untracked-files=all || exit 50
+printf '\n--rdev--\n'
+git -C "$path" rev-list --count HEAD --not --remotes || exit 51
+"""
+
+REMOVE_SCRIPT = r"""
+set -u
+repo="$1"; path="$2"; run="$3"
+[ -e "$path" ] || { rm -rf -- "$run"; echo "removed=gone"; exit 0; }
+git -c core.pager=cat -C "$path" status --porcelain=v1 -z --untracked-files=all || exit 50
+printf '\n--rdev--\n'
+git -C "$path" rev-list --count HEAD --not --remotes || exit 51
+printf '\n--rdev-verdict--\n'
+dirty="$(git -C "$path" status --porcelain=v1 --untracked-files=all | head -c 1)"
+ahead="$(git -C "$path" rev-list --count HEAD --not --remotes)"
+if [ -n "$dirty" ] || [ "$ahead" != 0 ]; then echo "kept"; exit 0; fi
+git -C "$repo" worktree remove -- "$path" || exit 52
+rm -rf -- "$run"
+echo "removed"
+"""
+
+
+def precheck(repo: str, branch: str, new: bool, from_ref: str | None) -> Argv:
+    """fetch, then resolve the branch (or the new branch's start); prints key=value lines."""
+    return ["sh", "-c", PRECHECK_SCRIPT, "sh", repo, branch, "new" if new else "", from_ref or ""]
+
+
+def checkout(repo: str, path: str, branch: str, start: str | None) -> Argv:
+    """Create (or find) the worktree; prints added=, commit= and the workspace state."""
+    return ["sh", "-c", CHECKOUT_SCRIPT, "sh", repo, path, branch, start or ""]
+
+
+def remove(repo: str, path: str, run_dir: str) -> Argv:
+    """Remove the worktree only when nothing is at stake; prints the state and a verdict."""
+    return ["sh", "-c", REMOVE_SCRIPT, "sh", repo, path, run_dir]
+
+
+def parse_fields(stdout: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isidentifier():
+            fields[key] = value
+    return fields

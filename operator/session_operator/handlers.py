@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ import kopf
 
 from . import GROUP, PLURAL, VERSION, metrics
 from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
-from .cache import Key, ObjectCache, key_of
+from .cache import Key, ObjectCache, key_of, slim_session
 from .podexec import ExecError
 from .reconcile import Reconciler
 
@@ -53,7 +54,7 @@ class Runtime:
     def wake_project(self, namespace: str, project: str | None) -> None:
         if not project:
             return
-        for body in self.sessions.by_project(namespace, project, from_spec=True):
+        for body in self.sessions.by_project(namespace, project):
             self.wake(key_of(body))
 
     def prime(self, namespaces: tuple[str, ...]) -> dict[str, int]:
@@ -90,10 +91,13 @@ def _plain(body: Any) -> Body:
 
 
 def _deep(body: Any) -> Body:
-    """A plain-dict copy of a kopf body (kopf's views are live and not thread-safe)."""
-    import copy
+    """A plain, slim copy of a kopf body (kopf's views are live and not thread-safe)."""
+    return slim_session(copy.deepcopy(dict(body)))
 
-    return copy.deepcopy(dict(body))
+
+def _raw(body: Any) -> Body:
+    """The event's object as a plain dict; the caches keep slim copies of it."""
+    return dict(body)
 
 
 def phase_counts(rt: Runtime) -> dict[str, int]:
@@ -118,7 +122,7 @@ def register_phase_gauge(rt: Runtime) -> None:
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def session_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     rt = runtime()
-    plain = _deep(body)
+    plain = _raw(body)
     key = key_of(plain)
     project = (plain.get("spec") or {}).get("project")
     if event.get("type") == "DELETED":
@@ -143,7 +147,7 @@ async def session_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None
         rt.wake(key)
     if seen is None or seen[1:] != state[1:]:
         # The project's queue may have moved: let the waiting Sessions look.
-        for other in rt.sessions.by_project(key[0], project or "", from_spec=True):
+        for other in rt.sessions.by_project(key[0], project or ""):
             if key_of(other) != key:
                 rt.wake(key_of(other))
 
@@ -220,7 +224,7 @@ async def session_delete(body: kopf.Body, retry: int, logger: Any, **_: Any) -> 
 @kopf.on.event("", "v1", "pods", labels={PROJECT_LABEL: kopf.PRESENT})
 async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     rt = runtime()
-    plain = _deep(body)
+    plain = _raw(body)
     key = key_of(plain)
     project = (plain["metadata"].get("labels") or {}).get(PROJECT_LABEL)
     if event.get("type") == "DELETED":
@@ -242,7 +246,7 @@ def _pod_state(pod: Body) -> tuple[Any, ...]:
 @kopf.on.event("", "v1", "services", labels={MANAGED_BY_LABEL: MANAGER})
 async def service_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     rt = runtime()
-    plain = _deep(body)
+    plain = _raw(body)
     key = key_of(plain)
     session = (plain["metadata"].get("labels") or {}).get(SESSION_LABEL)
     if event.get("type") == "DELETED":

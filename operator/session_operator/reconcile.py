@@ -441,7 +441,7 @@ class Reconciler:
     def _provision(self, body: Body, spec: SessionSpec, draft: Draft, key: Key) -> float | None:
         namespace, name = key
         status = draft.status
-        pods = self.pods.by_project(namespace, spec.project, from_spec=False)
+        pods = self.pods.by_project(namespace, spec.project)
         pod, waiting = choose_pod(pods, status.pod_name)
         if pod is None:
             assert waiting is not None
@@ -486,9 +486,9 @@ class Reconciler:
         if labels.get(builders.SESSION_LABEL) != name:
             self._set_step(draft, "label the project pod")
             if self.kube.patch_pod(namespace, pod_name, builders.pod_session_label_patch(name)):
-                pod.setdefault("metadata", {}).setdefault("labels", {})[builders.SESSION_LABEL] = (
-                    name
-                )
+                meta = pod.get("metadata") or {}
+                labeled = {**(meta.get("labels") or {}), builders.SESSION_LABEL: name}
+                self.pods.put({**pod, "metadata": {**meta, "labels": labeled}})
 
         webui_delay = self._ensure_web_ui(
             body, spec, draft, pod_name, container, path, run_dir, key
@@ -535,7 +535,7 @@ class Reconciler:
                 retry_s=None,
             )
         project_key = (namespace, spec.project)
-        owner = queue_owner(name, self.sessions.by_project(namespace, spec.project, from_spec=True))
+        owner = queue_owner(name, self.sessions.by_project(namespace, spec.project))
         busy = owner not in (None, name)
         marker = (draft.generation, pod)
         if busy and self._prechecked.get(key) == marker:
@@ -545,28 +545,31 @@ class Reconciler:
         with self.project_lock(project_key):
             # Read-only checks before taking a turn: a Session that cannot
             # proceed stalls here and never holds up the queue.
-            fetched = self._run(body, pod, container, gitcmd.fetch(repo), "fetch")
-            if not fetched.ok:
-                raise ExecError(f"git fetch failed: {fetched.stderr.strip()[:300]}")
-            start = None
-            if spec.branch:
-                if not self._resolve(body, pod, container, repo, spec.branch):
-                    raise StepFailed(
-                        BRANCH_NOT_FOUND,
-                        f"branch {spec.branch} does not exist on origin or locally",
-                        stalled=True,
-                        retry_s=recheck,
-                    )
-            else:
-                start_name = spec.from_ref or self._default_branch(body, pod, container, repo)
-                start = self._resolve(body, pod, container, repo, start_name)
-                if start is None:
-                    raise StepFailed(
-                        BRANCH_NOT_FOUND,
-                        f"fromRef {start_name} does not exist",
-                        stalled=True,
-                        retry_s=recheck,
-                    )
+            checked = self._run(
+                body,
+                pod,
+                container,
+                gitcmd.precheck(repo, branch, bool(spec.new_branch), spec.from_ref),
+                "precheck",
+            )
+        fields = gitcmd.parse_fields(checked.stdout)
+        if checked.returncode == 20:
+            raise StepFailed(
+                BRANCH_NOT_FOUND,
+                f"branch {branch} does not exist on origin or locally",
+                stalled=True,
+                retry_s=recheck,
+            )
+        if checked.returncode == 21:
+            raise StepFailed(
+                BRANCH_NOT_FOUND,
+                f"fromRef {fields.get('from', spec.from_ref)} does not exist",
+                stalled=True,
+                retry_s=recheck,
+            )
+        if not checked.ok:
+            raise ExecError(f"git fetch failed: {checked.stderr.strip()[:300]}")
+        start = fields.get("start") or None
 
         if busy:
             self._prechecked[key] = marker
@@ -599,28 +602,38 @@ class Reconciler:
             )
 
         with self.project_lock(project_key):
-            listed = self._run(body, pod, container, gitcmd.worktree_list(repo), "worktree-list")
-            if not listed.ok:
-                raise ExecError(f"git worktree list failed: {listed.stderr.strip()[:300]}")
-            existing = gitcmd.find_worktree(gitcmd.parse_worktrees(listed.stdout), path)
-            if existing is not None and existing.branch != branch:
-                raise StepFailed(
-                    CHECKOUT_EXISTS,
-                    f"{path} already holds a worktree of branch {existing.branch}",
-                    stalled=True,
-                    retry_s=recheck,
-                )
-            if existing is None:
-                self._add_worktree(body, pod, container, repo, path, spec, start, recheck)
-                draft.event("Normal", "CheckedOut", f"branch {branch} checked out at {path}")
-            head = self._run(body, pod, container, gitcmd.head_commit(path), "rev-parse")
-            if not head.ok:
-                raise ExecError(f"git rev-parse HEAD failed: {head.stderr.strip()[:300]}")
+            done = self._run(
+                body, pod, container, gitcmd.checkout(repo, path, branch, start), "checkout"
+            )
+        head, _, state = done.stdout.partition("--rdev-changes--\n")
+        fields = gitcmd.parse_fields(head)
+        if done.returncode in (30, 31):
+            holds = fields.get("holds")
+            raise StepFailed(
+                CHECKOUT_EXISTS,
+                f"{path} already holds a worktree of branch {holds}"
+                if done.returncode == 31
+                else f"{path} already exists and is not a worktree of branch {branch}",
+                stalled=True,
+                retry_s=recheck,
+            )
+        if done.returncode == 40 and gitcmd.checkout_refused_elsewhere(done.stderr):
+            raise StepFailed(
+                CHECKOUT_EXISTS,
+                f"branch {branch} is already checked out in another worktree",
+                stalled=True,
+                retry_s=recheck,
+            )
+        if not done.ok or not fields.get("commit"):
+            raise ExecError(f"git worktree add failed: {done.stderr.strip()[:300]}")
+        if fields.get("added") == "yes":
+            draft.event("Normal", "CheckedOut", f"branch {branch} checked out at {path}")
+        self._record_changes(draft, state)
         draft.status.pod_name = pod
         draft.status.container = container
         draft.status.branch = branch
         draft.status.checkout_path = path
-        draft.status.commit = head.stdout.strip()
+        draft.status.commit = fields["commit"]
         draft.cond(CHECKOUT_READY, True, "CheckedOut", f"branch {branch} is checked out")
 
     @staticmethod
@@ -631,72 +644,6 @@ class Reconciler:
             stalled=False,
             retry_s=None,
         )
-
-    def _add_worktree(
-        self,
-        body: Body,
-        pod: str,
-        container: str,
-        repo: str,
-        path: str,
-        spec: SessionSpec,
-        start: str | None,
-        recheck: float,
-    ) -> None:
-        branch = spec.wanted_branch
-        if spec.new_branch and start:
-            argv = gitcmd.worktree_add_new(repo, path, branch, start)
-        else:
-            argv = gitcmd.worktree_add_existing(repo, path, branch)
-        added = self._run(body, pod, container, argv, "worktree-add")
-        if added.ok:
-            return
-        err = added.stderr
-        if spec.new_branch and gitcmd.branch_exists_error(err):
-            # Created by an earlier attempt that stopped before the worktree was
-            # recorded: check the existing branch out instead of failing.
-            again = self._run(
-                body,
-                pod,
-                container,
-                gitcmd.worktree_add_existing(repo, path, branch),
-                "worktree-add",
-            )
-            if again.ok:
-                return
-            err = again.stderr
-        if gitcmd.checkout_refused_elsewhere(err):
-            raise StepFailed(
-                CHECKOUT_EXISTS,
-                f"branch {branch} is already checked out in another worktree",
-                stalled=True,
-                retry_s=recheck,
-            )
-        if gitcmd.path_exists_error(err):
-            raise StepFailed(
-                CHECKOUT_EXISTS,
-                f"{path} already exists and is not a worktree of branch {branch}",
-                stalled=True,
-                retry_s=recheck,
-            )
-        raise ExecError(f"git worktree add failed: {err.strip()[:300]}")
-
-    def _resolve(self, body: Body, pod: str, container: str, repo: str, name: str) -> str | None:
-        found = self._run(body, pod, container, gitcmd.resolve_ref(repo, name), "resolve-ref")
-        if not found.ok:
-            raise ExecError(f"git for-each-ref failed: {found.stderr.strip()[:300]}")
-        refs = found.stdout.split()
-        for prefix in ("refs/remotes/origin/", "refs/tags/", "refs/heads/"):
-            if prefix + name in refs:
-                return prefix + name
-        return None
-
-    def _default_branch(self, body: Body, pod: str, container: str, repo: str) -> str:
-        found = self._run(body, pod, container, gitcmd.default_branch(repo), "default-branch")
-        text = found.stdout.strip()
-        if found.ok and text.startswith("origin/"):
-            return text.removeprefix("origin/")
-        return "main"
 
     # Web UI -----------------------------------------------------------------
     def _ensure_web_ui(
@@ -733,25 +680,24 @@ class Reconciler:
             return interval - (mono - last)
         self._set_step(draft, "start the web UI")
         was_running = status.web_ui == WebUIState.RUNNING
-        alive = self._run(body, pod, container, webui.alive(run_dir), "webui-check")
-        if alive.ok:
-            status.web_ui = WebUIState.RUNNING
-        else:
-            started = self._run(
-                body,
-                pod,
-                container,
-                webui.start(path, run_dir, self.settings.webui_port, self.settings.webui_command),
-                "webui-start",
-            )
-            if not started.ok:
-                status.web_ui = WebUIState.FAILED
-                message = "the web UI command exited at once; see its log in the pod"
-                draft.cond(WEBUI_READY, False, "WebUIFailed", message)
-                draft.event("Warning", "WebUIFailed", f"{message}: {started.stderr.strip()[:300]}")
-                self._webui_checked[key] = mono
-                return self.settings.retry_interval.total_seconds()
-            status.web_ui = WebUIState.RUNNING
+        # The start script is also the liveness check: it starts nothing when the
+        # recorded process is alive, so one exec covers both.
+        started = self._run(
+            body,
+            pod,
+            container,
+            webui.start(path, run_dir, self.settings.webui_port, self.settings.webui_command),
+            "webui-start",
+        )
+        if not started.ok:
+            status.web_ui = WebUIState.FAILED
+            message = "the web UI command exited at once; see its log in the pod"
+            draft.cond(WEBUI_READY, False, "WebUIFailed", message)
+            draft.event("Warning", "WebUIFailed", f"{message}: {started.stderr.strip()[:300]}")
+            self._webui_checked[key] = mono
+            return self.settings.retry_interval.total_seconds()
+        status.web_ui = WebUIState.RUNNING
+        if started.stdout.strip() == "started":
             if was_running:
                 status.web_ui_restarts = (status.web_ui_restarts or 0) + 1
                 metrics.WEBUI_RESTARTS.inc()
@@ -834,7 +780,10 @@ class Reconciler:
         result = self._run(body, pod, container, changes_argv(path), "changes")
         if not result.ok:
             return None
-        uncommitted, untracked, unpushed = parse_changes(result.stdout)
+        return self._record_changes(draft, result.stdout)
+
+    def _record_changes(self, draft: Draft, output: str) -> Changes:
+        uncommitted, untracked, unpushed = parse_changes(output)
         changes = Changes(
             uncommitted_files=uncommitted,
             untracked_files=untracked,
@@ -962,13 +911,22 @@ class Reconciler:
             )
             return
         repo, root = builders.pod_paths(pod, self.settings.repo_path, self.settings.worktree_root)
-        changes = self.refresh_changes(
-            body, draft, status.pod_name, status.container, status.checkout_path
-        )
-        if changes is None:
-            raise ExecError("could not read the worktree's state")
-        at_stake = changes.uncommitted_files + changes.untracked_files + changes.unpushed_commits
-        if at_stake:
+        project = (body.get("spec") or {}).get("project") or ""
+        with self.project_lock((body["metadata"]["namespace"], project)):
+            result = self._run(
+                body,
+                status.pod_name,
+                status.container,
+                gitcmd.remove(repo, status.checkout_path, builders.run_dir(root, name)),
+                "remove",
+            )
+        state, _, verdict = result.stdout.partition("\n--rdev-verdict--\n")
+        if result.ok and "removed=gone" in result.stdout:
+            return
+        if not result.ok and result.returncode != 52:
+            raise ExecError(f"could not read the worktree's state: {result.stderr.strip()[:300]}")
+        changes = self._record_changes(draft, state)
+        if verdict.strip() == "kept":
             draft.event(
                 "Warning",
                 "WorktreeKept",
@@ -977,27 +935,13 @@ class Reconciler:
                 " unpushed commits",
             )
             return
-        removed = self._run(
-            body,
-            status.pod_name,
-            status.container,
-            gitcmd.worktree_remove(repo, status.checkout_path),
-            "worktree-remove",
-        )
-        if not removed.ok and "is not a working tree" not in removed.stderr:
+        if result.returncode == 52:
             draft.event(
                 "Warning",
                 "WorktreeKept",
-                f"git refused to remove {status.checkout_path}: {removed.stderr.strip()[:300]}",
+                f"git refused to remove {status.checkout_path}: {result.stderr.strip()[:300]}",
             )
             return
-        self._run(
-            body,
-            status.pod_name,
-            status.container,
-            ["rm", "-rf", "--", builders.run_dir(root, name)],
-            "cleanup",
-        )
         draft.event("Normal", "WorktreeRemoved", f"worktree {status.checkout_path} removed")
 
 

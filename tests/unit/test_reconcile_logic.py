@@ -337,7 +337,11 @@ CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 def make(pods: list[Body] | None = None) -> tuple[Reconciler, FakeKube, FakeExec, Clock]:
     kube, execs, clock = FakeKube(), FakeExec(), Clock(CREATED + timedelta(minutes=1))
-    sessions, pod_cache, services = ObjectCache(), ObjectCache(), ObjectCache()
+    sessions, pod_cache, services = (
+        ObjectCache.for_sessions(),
+        ObjectCache.for_pods(),
+        ObjectCache.for_services(),
+    )
     for p in pods or []:
         pod_cache.put(p)
     reconciler = Reconciler(Settings(), kube, execs, sessions, pod_cache, services, clock=clock)
