@@ -63,26 +63,6 @@ ENDING = "Ending"
 
 HOLDING_PHASES = frozenset({Phase.PROVISIONING.value, Phase.ACTIVE.value, Phase.ENDING.value})
 
-_CHANGES_SCRIPT = r"""
-git -c core.pager=cat -C "$1" status --porcelain=v1 -z --untracked-files=all || exit 10
-printf '\n--rdev--\n'
-git -c core.pager=cat -C "$1" rev-list --count HEAD --not --remotes || exit 11
-"""
-
-
-def changes_argv(path: str) -> list[str]:
-    return ["sh", "-c", _CHANGES_SCRIPT, "sh", path]
-
-
-def parse_changes(stdout: str) -> tuple[int, int, int]:
-    status_part, _, count_part = stdout.partition("\n--rdev--\n")
-    counts = gitcmd.parse_status(status_part)
-    try:
-        unpushed = int(count_part.strip() or "0")
-    except ValueError:
-        unpushed = 0
-    return counts.uncommitted, counts.untracked, unpushed
-
 
 class KubePort(Protocol):
     def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None: ...
@@ -777,13 +757,13 @@ class Reconciler:
     def refresh_changes(
         self, body: Body, draft: Draft, pod: str, container: str | None, path: str
     ) -> Changes | None:
-        result = self._run(body, pod, container, changes_argv(path), "changes")
+        result = self._run(body, pod, container, gitcmd.changes(path), "changes")
         if not result.ok:
             return None
         return self._record_changes(draft, result.stdout)
 
     def _record_changes(self, draft: Draft, output: str) -> Changes:
-        uncommitted, untracked, unpushed = parse_changes(output)
+        uncommitted, untracked, unpushed = gitcmd.parse_changes(output)
         changes = Changes(
             uncommitted_files=uncommitted,
             untracked_files=untracked,

@@ -1,145 +1,203 @@
-"""git argv lists never let a user value become an option; parsers read git's output."""
+"""The git steps: argv safety, and each script run for real against a local repository.
+
+The scripts are the ones the operator execs into project pods; here they run
+on this machine with ``sh``, exactly as kwok runs them for the integration tests.
+"""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from session_operator import gitcmd
 
-EVIL = ["--upload-pack=touch /tmp/pwn", "-c core.sshCommand=x", "-x", "$(id)"]
-REPO, PATH = "/repo", "/sessions/s1"
-# Options whose next argv element is their value (never parsed as an option): -C takes a
-# path, -b the new branch. (-c would be config injection: never allowed.)
-VALUE_OPTIONS = {"-C", "-b"}
+# Names git accepts (so the API server does too) that a shell or git would act on.
+EVIL = [
+    "--upload-pack=touch${IFS}PWNED",
+    "-c${IFS}core.sshCommand=touch${IFS}PWNED",
+    "x$(touch${IFS}PWNED)",
+    "x`touch${IFS}PWNED`;touch${IFS}PWNED|true",
+]
+ENV = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
 
 
-def assert_only_safe(argv: list[str], values: list[str]) -> None:
-    """Each value occurs only after '--', inside a refs/... path, or as an option's value."""
-    assert all(isinstance(a, str) for a in argv)
-    end = argv.index("--") if "--" in argv else len(argv)
-    for value in values:
-        seen = False
-        for i, arg in enumerate(argv):
-            if arg == value:
-                seen = True
-                assert i > end or argv[i - 1] in VALUE_OPTIONS, (value, argv)
-            elif value in arg:
-                seen = True
-                assert arg.startswith("refs/") and arg.endswith("/" + value), (value, argv)
-                assert i > end, (value, argv)
-        assert seen, (value, argv)
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_git_prefix_fixes_config() -> None:
-    assert gitcmd.GIT[:1] == ["git"]
-    assert "core.pager=cat" in gitcmd.GIT
+def git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", *ENV, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=True
+    )
+    return out.stdout.strip()
 
 
-@pytest.mark.parametrize("evil", EVIL)
-def test_resolve_ref_puts_names_inside_refs_after_double_dash(evil: str) -> None:
-    argv = gitcmd.resolve_ref(REPO, evil)
-    assert argv[-4] == "--"
-    assert argv[-3:] == [
-        f"refs/remotes/origin/{evil}",
-        f"refs/tags/{evil}",
-        f"refs/heads/{evil}",
-    ]
-    assert_only_safe(argv, [evil])
-
-
-@pytest.mark.parametrize("evil", EVIL)
-def test_worktree_add_existing(evil: str) -> None:
-    argv = gitcmd.worktree_add_existing(REPO, PATH, evil)
-    assert argv[-3:] == ["--", PATH, evil]
-    assert_only_safe(argv, [evil, PATH])
-
-
-@pytest.mark.parametrize("evil", EVIL)
-def test_worktree_add_new(evil: str) -> None:
-    start = "refs/remotes/origin/" + evil
-    argv = gitcmd.worktree_add_new(REPO, PATH, evil, start)
-    assert argv[-3:] == ["--", PATH, start]
-    # The new branch is the value of -b, which git never parses as an option.
-    assert argv[argv.index(evil) - 1] == "-b"
-    assert_only_safe(argv, [evil, PATH])
+@pytest.fixture
+def repo(tmp_path: Path) -> dict[str, Path]:
+    origin, seed, clone = tmp_path / "origin.git", tmp_path / "seed", tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(seed)], check=True)
+    (seed / "a.txt").write_text("a\n")
+    git(seed, "add", "a.txt")
+    git(seed, "commit", "-q", "-m", "a")
+    git(seed, "checkout", "-q", "-b", "feature")
+    git(seed, "commit", "-q", "--allow-empty", "-m", "f")
+    git(seed, "remote", "add", "origin", str(origin))
+    git(seed, "push", "-q", "origin", "--all")
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    (tmp_path / "sessions").mkdir()
+    return {"repo": clone, "sessions": tmp_path / "sessions", "base": tmp_path}
 
 
 @pytest.mark.parametrize(
-    "build",
+    "argv",
     [
-        lambda p: gitcmd.fetch(p),
-        lambda p: gitcmd.default_branch(p),
-        lambda p: gitcmd.worktree_list(p),
-        lambda p: gitcmd.head_commit(p),
-        lambda p: gitcmd.status(p),
-        lambda p: gitcmd.unpushed(p),
-        lambda p: gitcmd.worktree_remove(REPO, p),
+        gitcmd.precheck("/repo-x", EVIL[0], True, EVIL[1]),
+        gitcmd.checkout("/repo-x", "/sess-x/x", EVIL[2], EVIL[3]),
+        gitcmd.remove("/repo-x", "/sess-x/x", "/sess-x/.rdev/x"),
+        gitcmd.changes("/sess-x/x"),
     ],
 )
-@pytest.mark.parametrize("path", ["/w/-x", "--exec=x", "/w/a b"])
-def test_paths_are_option_values_or_after_double_dash(
-    build: Callable[[str], list[str]], path: str
-) -> None:
-    assert_only_safe(build(path), [path])
+def test_scripts_are_constant_and_values_positional(argv: list[str]) -> None:
+    assert argv[:2] == ["sh", "-c"]
+    script = argv[2]
+    assert script in {
+        gitcmd.PRECHECK_SCRIPT,
+        gitcmd.CHECKOUT_SCRIPT,
+        gitcmd.REMOVE_SCRIPT,
+        gitcmd.CHANGES_SCRIPT,
+    }
+    assert argv[3] == "sh"  # $0; every value follows as $1, $2, ...
+    for value in argv[4:]:
+        if value in EVIL or value.startswith("/"):
+            assert value not in script
 
 
-def test_worktree_remove_has_no_force() -> None:
-    argv = gitcmd.worktree_remove(REPO, PATH)
-    assert "--force" not in argv and "-f" not in argv
-    assert argv[-2:] == ["--", PATH]
+def test_precheck_existing_branch(repo: dict[str, Path]) -> None:
+    out = run(gitcmd.precheck(str(repo["repo"]), "feature", False, None), repo["base"])
+    assert out.returncode == 0, out.stderr
+    assert gitcmd.parse_fields(out.stdout) == {"start": ""}
 
 
-def test_status_and_unpushed_argv() -> None:
-    assert gitcmd.status(PATH)[-4:] == ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
-    assert gitcmd.unpushed(PATH)[-5:] == ["rev-list", "--count", "HEAD", "--not", "--remotes"]
+def test_precheck_missing_branch(repo: dict[str, Path]) -> None:
+    out = run(gitcmd.precheck(str(repo["repo"]), "nope", False, None), repo["base"])
+    assert out.returncode == 20
 
 
-WORKTREES = """worktree /repo
-HEAD 1111111111111111111111111111111111111111
-branch refs/heads/main
-
-worktree /sessions/s1
-HEAD 2222222222222222222222222222222222222222
-branch refs/heads/topic/x
-
-worktree /sessions/detached
-HEAD 3333333333333333333333333333333333333333
-detached
-
-worktree /sessions/locked
-HEAD 4444444444444444444444444444444444444444
-branch refs/heads/feature-a
-locked reason here
-"""
+def test_precheck_new_branch_starts_at_origin_default(repo: dict[str, Path]) -> None:
+    out = run(gitcmd.precheck(str(repo["repo"]), "topic/x", True, None), repo["base"])
+    assert out.returncode == 0, out.stderr
+    assert gitcmd.parse_fields(out.stdout) == {"from": "main", "start": "refs/remotes/origin/main"}
 
 
-def test_parse_worktrees() -> None:
-    trees = gitcmd.parse_worktrees(WORKTREES)
-    assert trees == [
-        gitcmd.Worktree("/repo", "main"),
-        gitcmd.Worktree("/sessions/s1", "topic/x"),
-        gitcmd.Worktree("/sessions/detached", None),
-        gitcmd.Worktree("/sessions/locked", "feature-a"),
-    ]
+def test_precheck_missing_from_ref(repo: dict[str, Path]) -> None:
+    out = run(gitcmd.precheck(str(repo["repo"]), "topic/x", True, "gone"), repo["base"])
+    assert out.returncode == 21
+    assert gitcmd.parse_fields(out.stdout)["from"] == "gone"
 
 
-def test_parse_worktrees_without_trailing_blank_line() -> None:
-    text = "worktree /a\nHEAD 1\nbranch refs/heads/x"
-    assert gitcmd.parse_worktrees(text) == [gitcmd.Worktree("/a", "x")]
-    assert gitcmd.parse_worktrees("") == []
+def test_precheck_fetch_failure(tmp_path: Path) -> None:
+    out = run(gitcmd.precheck(str(tmp_path / "none"), "feature", False, None), tmp_path)
+    assert out.returncode == 10
 
 
-def test_find_worktree_ignores_trailing_slash() -> None:
-    trees = gitcmd.parse_worktrees(WORKTREES)
-    assert gitcmd.find_worktree(trees, "/sessions/s1/") == gitcmd.Worktree(
-        "/sessions/s1", "topic/x"
-    )
-    assert gitcmd.find_worktree(trees, "/sessions/s") is None
+def _checkout(repo: dict[str, Path], name: str, branch: str, start: str | None):
+    path = repo["sessions"] / name
+    out = run(gitcmd.checkout(str(repo["repo"]), str(path), branch, start), repo["base"])
+    head, _, state = out.stdout.partition("--rdev-changes--\n")
+    return out, gitcmd.parse_fields(head), state, path
+
+
+def test_checkout_existing_branch_is_idempotent(repo: dict[str, Path]) -> None:
+    out, fields, state, path = _checkout(repo, "s1", "feature", None)
+    assert out.returncode == 0, out.stderr
+    assert fields["added"] == "yes"
+    assert fields["commit"] == git(path, "rev-parse", "HEAD")
+    assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "feature"
+    assert gitcmd.parse_changes(state) == (0, 0, 0)
+    again, fields2, _, _ = _checkout(repo, "s1", "feature", None)
+    assert again.returncode == 0 and fields2["added"] == "no"
+    assert fields2["commit"] == fields["commit"]
+
+
+def test_checkout_new_branch_resumes_after_an_interrupted_attempt(repo: dict[str, Path]) -> None:
+    # An earlier attempt created the branch but stopped before the worktree.
+    git(repo["repo"], "branch", "topic/y", "origin/main")
+    out, _, _, path = _checkout(repo, "s2", "topic/y", "refs/remotes/origin/main")
+    assert out.returncode == 0, out.stderr
+    assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "topic/y"
+
+
+def test_checkout_path_taken_by_something_else(repo: dict[str, Path]) -> None:
+    (repo["sessions"] / "s3").mkdir()
+    out, _, _, _ = _checkout(repo, "s3", "feature", None)
+    assert out.returncode == 30
+
+
+def test_checkout_path_holds_another_branch(repo: dict[str, Path]) -> None:
+    _checkout(repo, "s4", "feature", None)
+    out, fields, _, _ = _checkout(repo, "s4", "topic/z", "refs/remotes/origin/main")
+    assert out.returncode == 31 and fields["holds"] == "feature"
+
+
+def test_checkout_branch_in_use_elsewhere(repo: dict[str, Path]) -> None:
+    _checkout(repo, "s5", "feature", None)
+    out, _, _, _ = _checkout(repo, "s6", "feature", None)
+    assert out.returncode == 40
+    assert gitcmd.checkout_refused_elsewhere(out.stderr)
+
+
+@pytest.mark.parametrize("evil", EVIL[2:])
+def test_shell_and_option_lookalikes_stay_names(repo: dict[str, Path], evil: str) -> None:
+    out, _, _, path = _checkout(repo, "s7", evil, "refs/remotes/origin/main")
+    assert out.returncode == 0, out.stderr
+    assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == evil
+    for folder in (repo["base"], repo["repo"], repo["sessions"], path):
+        assert not (folder / "PWNED").exists()
+
+
+def test_option_lookalike_is_not_an_option_to_precheck(repo: dict[str, Path]) -> None:
+    out = run(gitcmd.precheck(str(repo["repo"]), EVIL[0], False, None), repo["base"])
+    assert out.returncode == 20  # looked up as a branch name, not run as --upload-pack
+    assert not (repo["base"] / "PWNED").exists()
+
+
+def test_remove_keeps_work_and_removes_clean_worktrees(repo: dict[str, Path]) -> None:
+    _, _, _, dirty = _checkout(repo, "d", "topic/d", "refs/remotes/origin/main")
+    (dirty / "a.txt").write_text("changed\n")
+    (dirty / "new.txt").write_text("new\n")
+    run_dir = repo["sessions"] / ".rdev" / "d"
+    run_dir.mkdir(parents=True)
+    out = run(gitcmd.remove(str(repo["repo"]), str(dirty), str(run_dir)), repo["base"])
+    state, _, verdict = out.stdout.partition("\n--rdev-verdict--\n")
+    assert out.returncode == 0 and verdict.strip() == "kept"
+    assert gitcmd.parse_changes(state) == (1, 1, 0)
+    assert (dirty / "new.txt").exists()
+
+    _, _, _, ahead = _checkout(repo, "u", "topic/u", "refs/remotes/origin/main")
+    git(ahead, "commit", "-q", "--allow-empty", "-m", "local")
+    out = run(gitcmd.remove(str(repo["repo"]), str(ahead), str(run_dir)), repo["base"])
+    assert out.stdout.strip().endswith("kept") and ahead.exists()
+
+    _, _, _, clean = _checkout(repo, "c", "topic/c", "refs/remotes/origin/main")
+    out = run(gitcmd.remove(str(repo["repo"]), str(clean), str(run_dir)), repo["base"])
+    assert out.returncode == 0 and out.stdout.strip().endswith("removed")
+    assert not clean.exists() and not run_dir.exists()
+    assert git(repo["repo"], "rev-parse", "--verify", "refs/heads/topic/c")  # branch stays
+
+
+def test_changes_counts(repo: dict[str, Path]) -> None:
+    _, _, _, path = _checkout(repo, "w", "topic/w", "refs/remotes/origin/main")
+    (path / "x.txt").write_text("x\n")
+    git(path, "add", "x.txt")
+    git(path, "commit", "-q", "-m", "x")
+    (path / "a.txt").write_text("edited\n")
+    (path / "u1").write_text("u\n")
+    out = run(gitcmd.changes(str(path)), repo["base"])
+    assert out.returncode == 0
+    assert gitcmd.parse_changes(out.stdout) == (1, 1, 1)
 
 
 @pytest.mark.parametrize(
@@ -165,75 +223,3 @@ def test_checkout_refused_elsewhere() -> None:
     assert gitcmd.checkout_refused_elsewhere("fatal: 'main' is already checked out at '/repo'")
     assert gitcmd.checkout_refused_elsewhere("fatal: 'main' is already used by worktree at '/repo'")
     assert not gitcmd.checkout_refused_elsewhere("fatal: '/p' already exists")
-
-
-@pytest.mark.parametrize(
-    ("stderr", "path_exists", "branch_exists"),
-    [
-        ("Preparing worktree (checking out 'x')\nfatal: '/s/s1' already exists", True, False),
-        # The session (so the path) may be named after a branch...
-        ("fatal: '/s/fix-branch-x' already exists", True, False),
-        # ...and git announces a new branch before finding the path taken.
-        ("Preparing worktree (new branch 'x')\nfatal: '/s/s1' already exists", True, False),
-        (
-            "Preparing worktree (new branch 'x')\nfatal: a branch named 'x' already exists",
-            False,
-            True,
-        ),
-        ("fatal: invalid reference: x", False, False),
-    ],
-)
-def test_error_classifiers(stderr: str, path_exists: bool, branch_exists: bool) -> None:
-    assert gitcmd.path_exists_error(stderr) is path_exists
-    assert gitcmd.branch_exists_error(stderr) is branch_exists
-
-
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-def test_evil_values_reach_real_git_as_names(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=30)
-    subprocess.run(
-        [
-            "git",
-            "-C",
-            str(repo),
-            "-c",
-            "user.email=a@b",
-            "-c",
-            "user.name=a",
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "init",
-        ],
-        check=True,
-        timeout=30,
-    )
-    marker = tmp_path / "pwn"
-    evil = f"--upload-pack=touch {marker}"
-    found = subprocess.run(
-        gitcmd.resolve_ref(str(repo), evil), capture_output=True, text=True, timeout=30
-    )
-    assert found.returncode == 0 and found.stdout == ""
-    added = subprocess.run(
-        gitcmd.worktree_add_existing(str(repo), str(tmp_path / "wt"), "-x"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert added.returncode != 0
-    assert "unknown switch" not in added.stderr and "usage:" not in added.stderr
-    assert not marker.exists()
-    new = subprocess.run(
-        gitcmd.worktree_add_new(str(repo), str(tmp_path / "wt2"), "topic/x", "main"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert new.returncode == 0, new.stderr
-    listed = subprocess.run(
-        gitcmd.worktree_list(str(repo)), capture_output=True, text=True, timeout=30, check=True
-    )
-    tree = gitcmd.find_worktree(gitcmd.parse_worktrees(listed.stdout), str(tmp_path / "wt2"))
-    assert tree is not None and tree.branch == "topic/x"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from session_operator import podexec
+from session_operator import gitcmd, podexec
 from session_operator.cache import ObjectCache
 from session_operator.podexec import ExecResult, parse_exit_status
 from session_operator.reconcile import (
@@ -17,7 +17,6 @@ from session_operator.reconcile import (
     PROJECT_NOT_RUNNING,
     Reconciler,
     choose_pod,
-    parse_changes,
     pod_ready,
     queue_owner,
 )
@@ -196,7 +195,7 @@ def test_choose_pod_sticky_gone() -> None:
     ],
 )
 def test_parse_changes(stdout: str, expected: tuple[int, int, int]) -> None:
-    assert parse_changes(stdout) == expected
+    assert gitcmd.parse_changes(stdout) == expected
 
 
 # podexec.parse_exit_status -------------------------------------------------------------
