@@ -89,6 +89,19 @@ class ExecPort(Protocol):
     ) -> ExecResult: ...
 
 
+def session_log(body: Body) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose records name the Session (kopf's formatters print the reference)."""
+    meta = body.get("metadata") or {}
+    ref = {
+        "apiVersion": "rdev.io/v1alpha1",
+        "kind": "Session",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "namespace": meta.get("namespace"),
+    }
+    return logging.LoggerAdapter(log, {"k8s_ref": ref, "k8s_skip": True})
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -285,7 +298,7 @@ class Reconciler:
                 return outcome
             except Exception as exc:  # a bug must not kill the daemon: report and retry
                 result = "error"
-                log.exception("reconcile of %s/%s failed", *key)
+                session_log(body).exception("reconcile failed")
                 attempt = self._attempts.get(key, 0) + 1
                 self._attempts[key] = attempt
                 delay = self._backoff(attempt)
@@ -373,6 +386,16 @@ class Reconciler:
                 self.sessions.put(updated)
             wrote = True
         new_reason = _reason(draft.dump())
+        old_phase = draft.original.get("phase")
+        new_phase = draft.status.phase.value if draft.status.phase else None
+        if wrote and (new_reason != old_reason or new_phase != old_phase):
+            ready = draft.status.condition(READY)
+            session_log(body).info(
+                "phase %s, %s: %s",
+                new_phase or "-",
+                new_reason,
+                ready.message if ready else "",
+            )
         if new_reason and new_reason != old_reason and new_reason not in (ACTIVE, PROVISIONING):
             ready = draft.status.condition(READY)
             kind = (

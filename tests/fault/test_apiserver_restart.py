@@ -100,7 +100,7 @@ def test_operator_survives_api_server_and_etcd_restart(own_cluster, tmp_path):
         assert [w for w in worktrees(repo["repo"]) if w != str(repo["repo"])] == [
             str(repo["sessions"] / "a")
         ]
-        assert _exec_count(op.metrics(), "worktree-add") == 2
+        assert _exec_count(op.metrics(), "checkout") == 2
         assert op.proc is not None and op.proc.poll() is None
     finally:
         op.stop()

@@ -20,7 +20,7 @@ from kubehelpers import (
     wait_phase,
 )
 
-EXEC_STEPS = ("fetch", "worktree-list", "worktree-add", "rev-parse", "webui-start", "changes")
+EXEC_STEPS = ("precheck", "checkout", "webui-start", "changes")
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -92,18 +92,17 @@ def test_metrics_after_a_session_lifecycle(api, namespace, repo, operator):
         assert count > 0, step
         assert value(found, "rdev_exec_total", step=step) == count, step
         assert value(found, "rdev_exec_duration_seconds_sum", step=step) > 0, step
-    assert value(found, "rdev_exec_total", step="worktree-add", outcome="ok") >= 1
-    # A dead web UI is found by a check that fails, then started again.
-    assert value(found, "rdev_exec_total", step="webui-check", outcome="nonzero") >= 1
+    assert value(found, "rdev_exec_total", step="checkout", outcome="ok") >= 1
+    # A dead web UI is found by the start-or-check exec, which starts it again.
     assert value(found, "rdev_exec_total", step="webui-start", outcome="ok") >= 2
     # Histogram buckets are cumulative and end at the count.
     buckets = [
         v
         for labels, v in found["rdev_exec_duration_seconds_bucket"]
-        if labels.get("step") == "fetch"
+        if labels.get("step") == "precheck"
     ]
     assert buckets == sorted(buckets)
-    assert buckets[-1] == value(found, "rdev_exec_duration_seconds_count", step="fetch")
+    assert buckets[-1] == value(found, "rdev_exec_duration_seconds_count", step="precheck")
 
     restarts = get_session(api, namespace, "m1")["status"]["webUIRestarts"]
     assert value(found, "rdev_webui_restarts_total") == restarts >= 1
