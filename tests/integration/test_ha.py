@@ -139,7 +139,8 @@ def test_standby_takes_over_after_the_active_replica_is_killed(
     create_project_pod(api, namespace, "cafe", repo)
     create_session(api, namespace, session_manifest("ha1", "shop", newBranch="ha/one"))
     wait_condition(api, namespace, "ha1", "Ready", timeout=60)
-    assert reporters(api, namespace, "ha1") == {"op-a"}
+    # Events follow the status write: wait for them, bounded.
+    wait_for(lambda: reporters(api, namespace, "ha1") == {"op-a"}, timeout=30, what="ha1 events")
     assert handled(active, "ha1")
     assert not handled(standby, "ha1")
 
@@ -152,10 +153,10 @@ def test_standby_takes_over_after_the_active_replica_is_killed(
     print(f"(peering lifetime {LIFETIME_S}s)")
     assert handover < HANDOVER_LIMIT_S
     assert "Resuming operations" in messages(standby)
-    assert reporters(api, namespace, "ha2") == {"op-b"}
+    wait_for(lambda: reporters(api, namespace, "ha2") == {"op-b"}, timeout=30, what="ha2 events")
     assert handled(standby, "ha2")
 
     # The survivor also serves the Sessions the dead replica had started.
     patch_session(api, namespace, "ha1", {"checkin": {"skipReview": True}})
     wait_phase(api, namespace, "ha1", "Ended", timeout=60)
-    assert "op-b" in reporters(api, namespace, "ha1")
+    wait_for(lambda: "op-b" in reporters(api, namespace, "ha1"), timeout=30, what="op-b events")
