@@ -731,9 +731,9 @@ def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
             proc.wait(timeout=10)
         kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
     log = log_path.read_text(errors="replace")
-    assert not re.search(r"Read-only file system|Permission denied|Traceback|\(403\)|Forbidden", log), log[
-        -3000:
-    ]
+    assert not re.search(
+        r"Read-only file system|Permission denied|Traceback|\(403\)|Forbidden", log
+    ), log[-3000:]
 
 
 def test_single_apply_installs_on_a_fresh_cluster(fresh_cluster, tmp_path):
