@@ -23,6 +23,8 @@ from urllib.parse import urlencode
 import aiohttp
 import yaml
 
+from session_operator.podexec import parse_exit_status
+
 Body = dict[str, Any]
 STDOUT, STDERR, ERROR = 1, 2, 3
 _PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?/(?P<rest>.*)$")
@@ -230,23 +232,7 @@ class Kube:
                     elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
                         break
         text = {k: b"".join(v).decode(errors="replace") for k, v in out.items()}
-        return _exit_code(text[ERROR]), text[STDOUT], text[STDERR]
-
-
-def _exit_code(status_text: str) -> int:
-    if not status_text.strip():
-        return 0
-    try:
-        status = json.loads(status_text)
-    except ValueError:
-        match = _EXIT.search(status_text)
-        return int(match.group(1)) if match else 1
-    if status.get("status") == "Success":
-        return 0
-    for cause in (status.get("details") or {}).get("causes") or []:
-        if cause.get("reason") == "ExitCode":
-            return int(cause.get("message", "1"))
-    return 1
+        return parse_exit_status(text[ERROR]), text[STDOUT], text[STDERR]
 
 
 def _material(section: Body, key: str, dest: Path) -> Path:
