@@ -28,7 +28,6 @@ from session_operator.podexec import parse_exit_status
 Body = dict[str, Any]
 STDOUT, STDERR, ERROR = 1, 2, 3
 _PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?/(?P<rest>.*)$")
-_EXIT = re.compile(r"exit (?:status|code) (\d+)")
 
 
 class ApiError(Exception):
