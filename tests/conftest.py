@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from kubehelpers import ROOT, kill_webuis, make_repo, wait_for
+from kubehelpers import ROOT, install_crd, kill_webuis, make_repo, wait_for
 
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 
@@ -42,34 +42,7 @@ def kubeconfig() -> Iterator[str]:
         started = not KUBECONFIG.exists()
         subprocess.run(["bash", str(ROOT / "hack/controlplane.sh"), "up"], check=True, timeout=1800)
     os.environ["KUBECONFIG"] = path
-    subprocess.run(
-        [
-            "kubectl",
-            "--kubeconfig",
-            path,
-            "apply",
-            "--server-side",
-            "-f",
-            str(ROOT / "crds" / "sessions.rdev.io.yaml"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    subprocess.run(
-        [
-            "kubectl",
-            "--kubeconfig",
-            path,
-            "wait",
-            "--for=condition=Established",
-            "crd/sessions.rdev.io",
-            "--timeout=60s",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=90,
-    )
+    install_crd(path)
     yield path
     if started:
         subprocess.run(["bash", str(ROOT / "hack/controlplane.sh"), "down"], check=False)

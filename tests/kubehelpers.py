@@ -247,3 +247,18 @@ def reconciles(metrics_text: str) -> float:
 
 def event_reasons(api: client.ApiClient, namespace: str, name: str) -> list[str]:
     return [e.reason for e in events_for(api, namespace, name)]
+
+
+def install_crd(kubeconfig: str) -> None:
+    """Apply the Session CRD and wait until the API server serves it."""
+    crd = str(ROOT / "crds" / "sessions.rdev.io.yaml")
+    kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", crd], check=True, capture_output=True, timeout=60
+    )
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd/sessions.rdev.io", "--timeout=60s"],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )

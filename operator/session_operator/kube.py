@@ -70,17 +70,6 @@ class Kube:
             raise
         return _json(resp)
 
-    def get_session(self, namespace: str, name: str) -> Body | None:
-        try:
-            resp = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _json(resp)
-
     def list_objects(self, kind: str, namespace: str | None, selector: str = "") -> list[Body]:
         """One LIST (pods, services or sessions), items with kind and apiVersion filled in."""
         kw: dict[str, Any] = {"_preload_content": False}

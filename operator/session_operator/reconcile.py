@@ -239,7 +239,6 @@ class Draft:
 class Outcome:
     requeue_after: float | None
     wrote_status: bool = False
-    execs: int = 0
 
 
 class Reconciler:
@@ -266,7 +265,6 @@ class Reconciler:
         self._attempts: dict[Key, int] = {}
         self._webui_checked: dict[Key, float] = {}
         self._prechecked: dict[Key, tuple[int, str]] = {}
-        self.exec_calls = 0
 
     # Locks ----------------------------------------------------------------
     def session_lock(self, key: Key) -> threading.Lock:
@@ -437,7 +435,6 @@ class Reconciler:
         self, body: Body, pod: str, container: str | None, argv: list[str], step: str
     ) -> ExecResult:
         meta = body["metadata"]
-        self.exec_calls += 1
         return self.exec.run(meta["namespace"], pod, container, argv, step=step)
 
     # Provisioning -----------------------------------------------------------
@@ -795,10 +792,6 @@ class Reconciler:
         )
         draft.status.changes = changes
         return changes
-
-    def maybe_refresh_changes(self, body: Body) -> Outcome:
-        """Periodic refresh, called by the daemon when its timer fires."""
-        return self.reconcile(body)
 
     # Ending -------------------------------------------------------------------
     def end_session(self, body: Body, spec: SessionSpec, draft: Draft, reason: str) -> None:

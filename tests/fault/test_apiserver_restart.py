@@ -19,6 +19,7 @@ from kubehelpers import (
     ROOT,
     create_project_pod,
     create_session,
+    install_crd,
     kill_webuis,
     make_repo,
     patch_session,
@@ -32,20 +33,7 @@ from kubehelpers import (
 @pytest.fixture
 def own_cluster(fresh_cluster: tuple[dict[str, str], str]) -> tuple[dict[str, str], str]:
     env, kubeconfig = fresh_cluster
-    subprocess.run(
-        [
-            "kubectl",
-            "--kubeconfig",
-            kubeconfig,
-            "apply",
-            "--server-side",
-            "-f",
-            str(ROOT / "crds" / "sessions.rdev.io.yaml"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    install_crd(kubeconfig)
     return env, kubeconfig
 
 
