@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from kubernetes.stream import stream
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -126,7 +127,30 @@ def create_project_pod(
     core.create_namespaced_pod(namespace, pod)
     if wait:
         wait_for(lambda: pod_ready(api, namespace, name), timeout=60, what=f"pod {name} Ready")
+        # kwok loads Exec objects from a watch: until it has, exec runs elsewhere.
+        workdir = str(repo["repo"].resolve())
+        wait_for(
+            lambda: exec_output(api, namespace, name, ["pwd", "-P"]).strip() == workdir,
+            timeout=30,
+            what=f"exec into {name} running in {workdir}",
+        )
     return pod
+
+
+def exec_output(api: client.ApiClient, namespace: str, pod: str, argv: list[str]) -> str:
+    """stdout of an exec through the API server's pods/exec."""
+    return str(
+        stream(
+            client.CoreV1Api(api).connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            command=argv,
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+        )
+    )
 
 
 def pod_ready(api: client.ApiClient, namespace: str, name: str) -> bool:
@@ -262,3 +286,16 @@ def install_crd(kubeconfig: str) -> None:
         capture_output=True,
         timeout=90,
     )
+
+
+def gone(read: Callable[..., Any], *args: Any) -> bool:
+    """Whether ``read(*args)`` answers 404: the object no longer exists."""
+    try:
+        read(*args)
+    except ApiException as exc:
+        return exc.status == 404
+    return False
+
+
+def session_gone(api: client.ApiClient, namespace: str, name: str) -> bool:
+    return gone(get_session, api, namespace, name)
