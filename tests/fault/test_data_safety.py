@@ -5,27 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from kubehelpers import (
     create_project_pod,
     create_session,
-    get_session,
     patch_session,
+    session_gone,
     session_manifest,
     wait_condition,
     wait_for,
     wait_phase,
     worktrees,
 )
-
-
-def _gone(api, namespace: str, name: str) -> bool:
-    try:
-        get_session(api, namespace, name)
-    except ApiException as exc:
-        return exc.status == 404
-    return False
 
 
 def test_uncommitted_changes_survive_checkin_expiry_and_delete(api, namespace, repo, operator):
@@ -55,7 +46,7 @@ def test_uncommitted_changes_survive_checkin_expiry_and_delete(api, namespace, r
             "untrackedFiles": 1,
         }
         custom.delete_namespaced_custom_object("rdev.io", "v1alpha1", namespace, "sessions", name)
-        wait_for(lambda n=name: _gone(api, namespace, n), timeout=60, what=f"{name} deleted")
+        wait_for(lambda n=name: session_gone(api, namespace, n), timeout=60, what=f"{name} deleted")
     for file in files:
         assert file.exists(), f"{file} was lost"
     assert len([w for w in worktrees(repo["repo"]) if w != str(repo["repo"])]) == 3

@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from kubehelpers import create_project_pod, git, session_manifest, wait_for
+from kubehelpers import create_project_pod, git, gone, session_manifest, wait_for
 
 PINNED = "v1.36.1"
 
@@ -73,11 +73,8 @@ def test_garbage_collector_removes_orphans(api, namespace):
     )
     core.delete_namespaced_config_map("owner", namespace)
 
-    def child_gone() -> bool:
-        try:
-            core.read_namespaced_config_map("child", namespace)
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    wait_for(child_gone, timeout=60, what="garbage collection of the child")
+    wait_for(
+        lambda: gone(core.read_namespaced_config_map, "child", namespace),
+        timeout=60,
+        what="garbage collection of the child",
+    )

@@ -5,30 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from kubehelpers import (
     condition,
     create_project_pod,
     create_session,
     event_reasons,
-    get_session,
     git,
     patch_session,
+    session_gone,
     session_manifest,
     wait_condition,
     wait_for,
     wait_phase,
     worktrees,
 )
-
-
-def _gone(api, namespace, name) -> bool:
-    try:
-        get_session(api, namespace, name)
-    except ApiException as exc:
-        return exc.status == 404
-    return False
 
 
 def _delete(api, namespace, name) -> None:
@@ -69,7 +60,7 @@ def test_expired_and_deleted_session_keeps_uncommitted_work(api, namespace, repo
     s = wait_phase(api, namespace, "s", "Expired", timeout=60)
     assert s["status"]["changes"]["uncommittedFiles"] == 1
     _delete(api, namespace, "s")
-    wait_for(lambda: _gone(api, namespace, "s"), timeout=60, what="session gone")
+    wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "README.md").read_text() == "changed\n"
     assert str(path) in worktrees(repo["repo"])
     assert "WorktreeKept" in event_reasons(api, namespace, "s")
@@ -84,7 +75,7 @@ def test_delete_keeps_unpushed_commits(api, namespace, repo, operator):
     git("add", "new.txt", cwd=path)
     git("commit", "-q", "-m", "local only", cwd=path)
     _delete(api, namespace, "s")
-    wait_for(lambda: _gone(api, namespace, "s"), timeout=60, what="session gone")
+    wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "new.txt").exists()
     assert "WorktreeKept" in event_reasons(api, namespace, "s")
 
@@ -95,7 +86,7 @@ def test_delete_of_clean_session_removes_worktree_but_keeps_branch(api, namespac
     s = wait_condition(api, namespace, "s", "Ready")
     path = s["status"]["checkoutPath"]
     _delete(api, namespace, "s")
-    wait_for(lambda: _gone(api, namespace, "s"), timeout=60, what="session gone")
+    wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert path not in worktrees(repo["repo"])
     assert not Path(path).exists()
     assert git("rev-parse", "--verify", "refs/heads/feature-a", cwd=repo["repo"])
@@ -114,5 +105,5 @@ def test_delete_with_project_pod_gone_does_not_block(api, namespace, repo, opera
     core.delete_namespaced_pod(pod["metadata"]["name"], namespace, grace_period_seconds=0)
     wait_condition(api, namespace, "s", "Ready", "False", "ProjectNotFound", timeout=60)
     _delete(api, namespace, "s")
-    wait_for(lambda: _gone(api, namespace, "s"), timeout=60, what="session gone")
+    wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "wip.txt").exists()

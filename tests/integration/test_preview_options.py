@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from kubehelpers import (
     create_project_pod,
     create_session,
     get_session,
+    gone,
     patch_session,
     session_manifest,
     wait_condition,
@@ -42,14 +42,11 @@ def test_url_template_ingress_and_feature_label(api, namespace, repo, operator_f
     s = wait_phase(api, namespace, "s", "Ended")
     assert "review" not in s["status"]
 
-    def ingress_gone() -> bool:
-        try:
-            net.read_namespaced_ingress("s-preview", namespace)
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    wait_for(ingress_gone, timeout=30, what="Ingress removed at the end")
+    wait_for(
+        lambda: gone(net.read_namespaced_ingress, "s-preview", namespace),
+        timeout=30,
+        what="Ingress removed at the end",
+    )
 
 
 def test_workspace_changes_refresh_on_schedule(api, namespace, repo, operator_factory):
