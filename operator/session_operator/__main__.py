@@ -1,6 +1,7 @@
-"""``python -m session_operator``: parse settings, wire the runtime, run kopf.
+"""``python -m session_operator``: parse settings, configure kopf, run it (wiring only).
 
-Everything that touches the cluster happens here at start, never at import.
+Everything that touches the cluster happens in kopf's start-up handler, on its
+event loop, never at import.
 """
 
 from __future__ import annotations
@@ -11,19 +12,14 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import handlers
+from . import FINALIZER, handlers  # noqa: F401  (importing registers the handlers)
+from .app import App
 from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
-from .cache import ObjectCache
-from .kube import Kube, load_kube_config
-from .podexec import PodExec
-from .reconcile import Reconciler
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("session_operator")
@@ -50,7 +46,7 @@ class NoDiffBase(kopf.DiffBaseStorage):  # type: ignore[misc]
 
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
     """Our names under rdev.io, server-side filters, peering for HA."""
-    kopf_settings.persistence.finalizer = "rdev.io/finalizer"
+    kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
     kopf_settings.persistence.diffbase_storage = NoDiffBase()
     kopf_settings.execution.max_workers = settings.workers
@@ -65,25 +61,6 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
 
 def _core(plural: str) -> Callable[[Any], bool]:
     return lambda res: bool(res.group == "" and res.plural == plural)
-
-
-def build_runtime(settings: Settings) -> handlers.Runtime:
-    cfg = load_kube_config()
-    kube = Kube(cfg, pool_size=settings.workers + 4)
-    sessions = ObjectCache.for_sessions()
-    pods = ObjectCache.for_pods()
-    services = ObjectCache.for_services()
-    execs = PodExec(kube.new_api_client, timeout_s=settings.exec_timeout.total_seconds())
-    reconciler = Reconciler(settings, kube, execs, sessions, pods, services)
-    return handlers.Runtime(
-        reconciler=reconciler,
-        executor=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="reconcile"),
-        delete_retries=settings.delete_retries,
-        retry_base_s=settings.retry_interval.total_seconds(),
-        sessions=sessions,
-        pods=pods,
-        services=services,
-    )
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -117,24 +94,29 @@ def main(argv: list[str] | None = None) -> int:
         # kopf logs every watch-event handler call as "succeeded" at INFO: noise
         # that costs CPU at scale. Warnings and errors still show.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    handlers.RUNTIME = build_runtime(settings)
-    handlers.register_phase_gauge(handlers.RUNTIME)
+    priority = settings.priority or _age_priority()
 
     @kopf.on.startup()
-    def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(operator_settings, settings)
-        # Fill the caches before any daemon reconciles: a resumed Session must see
-        # its pod, its Service and its project's queue, or it would flap to Pending.
-        runtime = handlers.runtime()
-        if operator_settings.peering:
-            ensure_peering(runtime, operator_settings.peering)
-        counts = runtime.prime(operator_settings.namespaces)
-        log.info("caches primed: %s", counts)
+        app = await App.create(operator_settings, priority if operator_settings.peering else None)
+        memo.app = app
+        await app.start(operator_settings.namespaces, operator_settings.peering)
+
+    @kopf.on.cleanup()
+    async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+        app = getattr(memo, "app", None)
+        if app is not None:
+            await app.stop()
+
+    @kopf.on.login()
+    async def _login(**kwargs: Any) -> Any:
+        # kopf's own credentials, without importing a client library for them.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     operator_settings = settings
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    priority = settings.priority or _age_priority()
     log.info(
         "starting: namespaces=%s peering=%s priority=%d",
         ",".join(settings.namespaces) or "*",
@@ -149,35 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         peering_name=settings.peering or None,
         priority=priority,
         liveness_endpoint=liveness,
+        memo=kopf.Memo(),
     )
     return 0
-
-
-def ensure_peering(runtime: handlers.Runtime, name: str) -> None:
-    """Create the ClusterKopfPeering the replicas share, so one `kubectl apply -k` suffices.
-
-    A custom object cannot be applied in the same pass that installs its CRD,
-    so the install ships the CRD and the operator makes the object itself.
-    """
-    kube = runtime.reconciler.kube
-    if not isinstance(kube, Kube):
-        return
-    body = {
-        "apiVersion": "kopf.dev/v1",
-        "kind": "ClusterKopfPeering",
-        "metadata": {"name": name},
-    }
-    try:
-        kube.custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
-        log.info("created ClusterKopfPeering %s", name)
-    except ApiException as exc:
-        if exc.status == 409:
-            return
-        if exc.status == 404:
-            raise kopf.TemporaryError(
-                "the kopf peering CRDs are not installed yet", delay=5
-            ) from exc
-        raise
 
 
 def _age_priority() -> int:

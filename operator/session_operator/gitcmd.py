@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+
+from .execresult import ExecResult
 
 Argv = list[str]
 
@@ -182,3 +185,104 @@ def parse_fields(stdout: str) -> dict[str, str]:
         if sep and key.isidentifier():
             fields[key] = value
     return fields
+
+
+# Typed results: exit codes and markers stay in this module -----------------------
+class Found(StrEnum):
+    OK = "ok"
+    BRANCH_MISSING = "branch-missing"
+    FROM_MISSING = "from-missing"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Precheck:
+    found: Found
+    start: str | None = None  # the ref a new branch starts from
+    from_ref: str | None = None  # the start as named (the default branch when unset)
+    detail: str = ""
+
+
+def read_precheck(result: ExecResult) -> Precheck:
+    fields = parse_fields(result.stdout)
+    if result.returncode == 20:
+        return Precheck(Found.BRANCH_MISSING)
+    if result.returncode == 21:
+        return Precheck(Found.FROM_MISSING, from_ref=fields.get("from"))
+    if not result.ok:
+        step = "git fetch" if result.returncode == 10 else "the branch check"
+        return Precheck(Found.FAILED, detail=f"{step} failed with {result.describe()}")
+    return Precheck(Found.OK, start=fields.get("start") or None, from_ref=fields.get("from"))
+
+
+class Placed(StrEnum):
+    OK = "ok"
+    PATH_TAKEN = "path-taken"  # the path exists and is not a worktree of the branch
+    HOLDS_OTHER = "holds-other"  # the path is a worktree of another branch
+    BRANCH_ELSEWHERE = "branch-elsewhere"  # git: the branch is checked out elsewhere
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Checkout:
+    placed: Placed
+    added: bool = False
+    commit: str = ""
+    holds: str = ""
+    changes: tuple[int, int, int] | None = None
+    detail: str = ""
+
+
+def read_checkout(result: ExecResult) -> Checkout:
+    head, _, state = result.stdout.partition("--rdev-changes--\n")
+    fields = parse_fields(head)
+    if result.returncode == 30:
+        return Checkout(Placed.PATH_TAKEN)
+    if result.returncode == 31:
+        return Checkout(Placed.HOLDS_OTHER, holds=fields.get("holds", ""))
+    if result.returncode == 40 and checkout_refused_elsewhere(result.stderr):
+        return Checkout(Placed.BRANCH_ELSEWHERE)
+    if not result.ok or not fields.get("commit"):
+        return Checkout(Placed.FAILED, detail=f"git worktree add failed with {result.describe()}")
+    return Checkout(
+        Placed.OK,
+        added=fields.get("added") == "yes",
+        commit=fields["commit"],
+        changes=parse_changes(state),
+    )
+
+
+class Removal(StrEnum):
+    GONE = "gone"  # nothing was there
+    REMOVED = "removed"
+    KEPT = "kept"  # something would be lost
+    REFUSED = "refused"  # git refused to remove it
+    FAILED = "failed"  # the state could not be read
+
+
+@dataclass(frozen=True)
+class Remove:
+    removal: Removal
+    changes: tuple[int, int, int] | None = None
+    detail: str = ""
+
+
+def read_remove(result: ExecResult) -> Remove:
+    state, _, verdict = result.stdout.partition("\n--rdev-verdict--\n")
+    if result.ok and "removed=gone" in result.stdout:
+        return Remove(Removal.GONE)
+    if not result.ok and result.returncode != 52:
+        return Remove(
+            Removal.FAILED, detail=f"reading the worktree failed with {result.describe()}"
+        )
+    changes = parse_changes(state)
+    if verdict.strip() == "kept":
+        return Remove(Removal.KEPT, changes)
+    if result.returncode == 52:
+        return Remove(Removal.REFUSED, changes, detail=result.describe())
+    return Remove(Removal.REMOVED, changes)
+
+
+def read_changes(result: ExecResult) -> tuple[int, int, int] | None:
+    """(uncommitted, untracked, unpushed), or None when the state could not be read."""
+    return parse_changes(result.stdout) if result.ok else None

@@ -1,83 +1,40 @@
-"""Run an argv in a pod through the real ``pods/exec`` API (websocket).
+"""Run an argv in a pod through the real ``pods/exec`` API (websocket), on the event loop.
 
-The official client's ``stream()`` swaps ``call_api`` on the ApiClient it is
-given while a stream opens, so sharing one ApiClient with other threads would
-route their ordinary requests into a websocket: each thread gets its own.
+One kubernetes_asyncio ``WsApiClient`` for the process: every exec opens its
+websocket through the same aiohttp session and SSL context (a handshake per
+stream, but no new context, certificate load or thread). The command is an
+argv array, never a shell string, and every exec is bounded by a timeout.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import threading
+import asyncio
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
+import aiohttp
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.stream import WsApiClient
 
 from . import metrics
+from .execresult import ExecError, ExecResult, parse_exit_status
 
 STDOUT, STDERR, ERROR = 1, 2, 3
-_EXIT_STATUS = re.compile(r"exit (?:status|code) (\d+)")
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
-class ExecError(Exception):
-    """The command could not be run at all (pod gone, stream broke, timeout)."""
-
-    def __init__(self, message: str, *, pod_gone: bool = False, timed_out: bool = False):
-        super().__init__(message)
-        self.pod_gone = pod_gone
-        self.timed_out = timed_out
-
-
-def parse_exit_status(error_channel: str) -> int:
-    """Exit code from the status the API server sends on channel 3."""
-    if not error_channel.strip():
-        return 0
-    try:
-        status = json.loads(error_channel)
-    except ValueError:
-        match = _EXIT_STATUS.search(error_channel)
-        return int(match.group(1)) if match else 1
-    if status.get("status") == "Success":
-        return 0
-    for cause in (status.get("details") or {}).get("causes") or []:
-        if cause.get("reason") == "ExitCode":
-            return int(cause.get("message", "1"))
-    match = _EXIT_STATUS.search(status.get("message", ""))
-    return int(match.group(1)) if match else 1
+__all__ = ["ExecError", "ExecResult", "PodExec", "parse_exit_status"]
 
 
 class PodExec:
-    """Exec into pods; one ApiClient per thread, every call bounded by a timeout."""
-
-    def __init__(self, make_api_client: Callable[[], client.ApiClient], timeout_s: float):
-        self._make = make_api_client
-        self._local = threading.local()
+    def __init__(self, cfg: client.Configuration, timeout_s: float):
+        self.ws_client = WsApiClient(configuration=cfg)
+        self.core: Any = client.CoreV1Api(self.ws_client)  # the stubs say str; it is a ws context
         self.timeout_s = timeout_s
 
-    def _core(self) -> client.CoreV1Api:
-        api = getattr(self._local, "api", None)
-        if api is None:
-            api = client.CoreV1Api(self._make())
-            self._local.api = api
-        return api
+    async def close(self) -> None:
+        await self.ws_client.close()
 
-    def run(
+    async def run(
         self,
         namespace: str,
         pod: str,
@@ -92,43 +49,58 @@ class PodExec:
         outcome = "error"
         try:
             try:
-                ws = stream(
-                    self._core().connect_get_namespaced_pod_exec,
-                    pod,
-                    namespace,
-                    command=list(argv),
-                    container=container,
-                    stderr=True,
-                    stdin=False,
-                    stdout=True,
-                    tty=False,
-                    _preload_content=False,
-                    _request_timeout=timeout,
-                )
-            except ApiException as exc:
-                text = f"{exc.status} {exc.reason}"
-                gone = exc.status == 404 or "not found" in str(exc.reason).lower()
-                raise ExecError(f"exec into pod {pod} failed: {text}", pod_gone=gone) from None
-            try:
-                ws.run_forever(timeout=timeout)
-                if ws.is_open():
-                    raise ExecError(
-                        f"{step}: command did not finish within {timeout:g}s", timed_out=True
-                    )
-                result = ExecResult(
-                    returncode=parse_exit_status(ws.read_channel(ERROR)),
-                    stdout=ws.read_channel(STDOUT),
-                    stderr=ws.read_channel(STDERR),
-                )
-            finally:
-                ws.close()
+                async with asyncio.timeout(timeout):
+                    result = await self._run(namespace, pod, container, list(argv))
+            except TimeoutError:
+                outcome = "timeout"
+                raise ExecError(
+                    f"{step}: command did not finish within {timeout:g}s", timed_out=True
+                ) from None
             outcome = "ok" if result.ok else "nonzero"
             return result
-        except ExecError as exc:
-            outcome = "timeout" if exc.timed_out else "error"
-            raise
-        except Exception as exc:  # the websocket layer raises many types
-            raise ExecError(f"exec into pod {pod} failed: {exc}") from None
         finally:
             metrics.EXEC_DURATION.labels(step=step).observe(time.monotonic() - started)
             metrics.EXEC_TOTAL.labels(step=step, outcome=outcome).inc()
+
+    async def _run(
+        self, namespace: str, pod: str, container: str | None, argv: list[str]
+    ) -> ExecResult:
+        kwargs = {"container": container} if container else {}
+        try:
+            connect = await self.core.connect_get_namespaced_pod_exec(
+                pod,
+                namespace,
+                command=argv,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+                **kwargs,
+            )
+            out: list[bytes] = []
+            err: list[bytes] = []
+            status: list[bytes] = []
+            sinks = {STDOUT: out, STDERR: err, ERROR: status}
+            async with connect as ws:
+                async for msg in ws:
+                    if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                        data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                        if len(data) > 1 and data[0] in sinks:
+                            sinks[data[0]].append(data[1:])
+                    elif msg.type == aiohttp.WSMsgType.ERROR:
+                        raise ExecError(f"exec into pod {pod} failed: {ws.exception()}")
+        except aiohttp.WSServerHandshakeError as exc:
+            gone = exc.status == 404 or "not found" in str(exc.message).lower()
+            raise ExecError(
+                f"exec into pod {pod} failed: {exc.status} {exc.message}", pod_gone=gone
+            ) from None
+        except ApiException as exc:
+            raise ExecError(f"exec into pod {pod} failed: {exc.status} {exc.reason}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ExecError(f"exec into pod {pod} failed: {exc}") from None
+        return ExecResult(
+            returncode=parse_exit_status(b"".join(status).decode("utf-8", "replace")),
+            stdout=b"".join(out).decode("utf-8", "replace"),
+            stderr=b"".join(err).decode("utf-8", "replace"),
+        )

@@ -8,6 +8,10 @@ nothing a user wrote is ever parsed by the shell.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .execresult import ExecResult
 
 Argv = list[str]
 
@@ -88,3 +92,23 @@ def alive(run_dir: str) -> Argv:
 
 def stop(run_dir: str) -> Argv:
     return ["sh", "-c", _STOP, "sh", run_dir]
+
+
+class Started(StrEnum):
+    STARTED = "started"  # it was not running: started now
+    RUNNING = "running"  # already running: nothing done
+    FAILED = "failed"  # it exited at once
+
+
+@dataclass(frozen=True)
+class Start:
+    started: Started
+    detail: str = ""
+
+
+def read_start(result: ExecResult) -> Start:
+    if not result.ok:
+        return Start(Started.FAILED, detail=result.describe())
+    if result.stdout.strip() == "started":
+        return Start(Started.STARTED)
+    return Start(Started.RUNNING)

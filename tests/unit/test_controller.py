@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
 import json
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from session_operator import gitcmd, podexec
-from session_operator.cache import ObjectCache
-from session_operator.podexec import ExecResult, parse_exit_status
-from session_operator.reconcile import (
-    PROJECT_NOT_FOUND,
-    PROJECT_NOT_RUNNING,
-    Reconciler,
-    choose_pod,
-    pod_ready,
-    queue_owner,
-)
+from session_operator import execresult, gitcmd
+from session_operator.context import Env
+from session_operator.controller import Controller, Result
+from session_operator.execresult import ExecResult, parse_exit_status
+from session_operator.queue import Backoff, WorkQueue
+from session_operator.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 from session_operator.settings import Settings
+from session_operator.store import Store
+from session_operator.turns import choose_pod, pod_ready, queue_owner
 
 Body = dict[str, Any]
 
@@ -235,7 +235,7 @@ def test_exit_status_unparseable() -> None:
 def test_exec_result_ok() -> None:
     assert ExecResult(0, "", "").ok
     assert not ExecResult(7, "", "").ok
-    err = podexec.ExecError("gone", pod_gone=True)
+    err = execresult.ExecError("gone", pod_gone=True)
     assert err.pod_gone and not err.timed_out
 
 
@@ -257,7 +257,7 @@ class FakeKube:
         self.sessions[(meta["namespace"], meta["name"])] = body
         return body
 
-    def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None:
+    async def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None:
         self.status_patches.append(copy.deepcopy(status))
         body = self.sessions.get((namespace, name))
         if body is None:
@@ -274,34 +274,34 @@ class FakeKube:
         self.sessions[(namespace, name)] = body
         return copy.deepcopy(body)
 
-    def patch_pod(self, namespace: str, name: str, patch: Body) -> bool:
+    async def patch_pod(self, namespace: str, name: str, patch: Body) -> bool:
         self.pod_patches.append((name, patch))
         return True
 
-    def get_service(self, namespace: str, name: str) -> Body | None:
+    async def get_service(self, namespace: str, name: str) -> Body | None:
         return self.services.get((namespace, name))
 
-    def create_service(self, body: Body) -> Body | None:
+    async def create_service(self, body: Body) -> Body | None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if key in self.services:
             return None
         self.services[key] = body
         return body
 
-    def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
+    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
         raise AssertionError("not expected in these tests")
 
-    def delete_service(self, namespace: str, name: str) -> None:
+    async def delete_service(self, namespace: str, name: str) -> None:
         self.deleted_services.append(name)
         self.services.pop((namespace, name), None)
 
-    def apply_ingress(self, body: Body) -> None:
+    async def apply_ingress(self, body: Body) -> None:
         raise AssertionError("not expected in these tests")
 
-    def delete_ingress(self, namespace: str, name: str) -> None:
+    async def delete_ingress(self, namespace: str, name: str) -> None:
         pass
 
-    def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
+    async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason, message))
 
 
@@ -309,12 +309,12 @@ class FakeExec:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def run(
+    async def run(
         self,
         namespace: str,
         pod: str,
         container: str | None,
-        argv: list[str],
+        argv: Sequence[str],
         *,
         step: str,
         timeout_s: float | None = None,
@@ -334,17 +334,36 @@ class Clock:
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def make(pods: list[Body] | None = None) -> tuple[Reconciler, FakeKube, FakeExec, Clock]:
-    kube, execs, clock = FakeKube(), FakeExec(), Clock(CREATED + timedelta(minutes=1))
-    sessions, pod_cache, services = (
-        ObjectCache.for_sessions(),
-        ObjectCache.for_pods(),
-        ObjectCache.for_services(),
-    )
-    for p in pods or []:
-        pod_cache.put(p)
-    reconciler = Reconciler(Settings(), kube, execs, sessions, pod_cache, services, clock=clock)
-    return reconciler, kube, execs, clock
+class Harness:
+    """A controller over the fakes; ``reconcile`` puts the body in the store first."""
+
+    def __init__(self, pods: list[Body] | None) -> None:
+        self.kube, self.execs = FakeKube(), FakeExec()
+        self.clock = Clock(CREATED + timedelta(minutes=1))
+        self.store = Store()
+        for p in pods or []:
+            self.store.pods.put(p)
+        env = Env(settings=Settings(), kube=self.kube, execs=self.execs, store=self.store)
+        queue: WorkQueue[tuple[str, str]] = WorkQueue(Backoff(10.0, 300.0))
+        self.controller = Controller(env, queue, clock=self.clock)
+
+    async def reconcile(self, body: Body) -> Result:
+        self.store.sessions.put(copy.deepcopy(body))
+        meta = body["metadata"]
+        return await self.controller.reconcile((meta["namespace"], meta["name"]))
+
+
+def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    @functools.wraps(fn)
+    def wrapper() -> None:
+        asyncio.run(fn())
+
+    return wrapper
+
+
+def make(pods: list[Body] | None = None) -> tuple[Harness, FakeKube, FakeExec, Clock]:
+    h = Harness(pods)
+    return h, h.kube, h.execs, h.clock
 
 
 def new_session(name: str = "s1", **spec: Any) -> Body:
@@ -367,11 +386,12 @@ def cond(body: Body, kind: str) -> Body:
     return next(c for c in body["status"]["conditions"] if c["type"] == kind)
 
 
-def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
+@aio
+async def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
     reconciler, kube, execs, clock = make()
     body = kube.add_session(new_session())
 
-    first = reconciler.reconcile(body)
+    first = await reconciler.reconcile(body)
     assert first.wrote_status
     assert len(kube.status_patches) == 1
     stored = kube.sessions[("ns", "s1")]
@@ -399,40 +419,43 @@ def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
     # The same inputs again, later: nothing to write, no new event.
     clock.now += timedelta(minutes=5)
     events_before = list(kube.events)
-    second = reconciler.reconcile(copy.deepcopy(stored))
+    second = await reconciler.reconcile(copy.deepcopy(stored))
     assert not second.wrote_status
     assert len(kube.status_patches) == 1
     assert kube.events == events_before
     assert kube.sessions[("ns", "s1")] == stored
 
 
-def test_pod_not_ready_is_project_not_running() -> None:
+@aio
+async def test_pod_not_ready_is_project_not_running() -> None:
     reconciler, kube, _, _ = make([pod("shop-1", T1, ready=False)])
     body = kube.add_session(new_session())
-    reconciler.reconcile(body)
+    await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     assert stored["status"]["phase"] == "Pending"
     assert cond(stored, "Reconciling")["reason"] == PROJECT_NOT_RUNNING
-    assert reconciler.reconcile(copy.deepcopy(stored)).wrote_status is False
+    assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
 
 
-def test_transition_time_survives_a_reason_change() -> None:
+@aio
+async def test_transition_time_survives_a_reason_change() -> None:
     reconciler, kube, _, clock = make()
     body = kube.add_session(new_session())
-    reconciler.reconcile(body)
+    await reconciler.reconcile(body)
     first = cond(kube.sessions[("ns", "s1")], "Reconciling")
     clock.now += timedelta(minutes=1)
-    reconciler.pods.put(pod("shop-1", T1, ready=False))
-    reconciler.reconcile(copy.deepcopy(kube.sessions[("ns", "s1")]))
+    reconciler.store.pods.put(pod("shop-1", T1, ready=False))
+    await reconciler.reconcile(copy.deepcopy(kube.sessions[("ns", "s1")]))
     second = cond(kube.sessions[("ns", "s1")], "Reconciling")
     assert second["reason"] == PROJECT_NOT_RUNNING
     assert second["lastTransitionTime"] == first["lastTransitionTime"]
 
 
-def test_invalid_spec_stalls_without_exec() -> None:
+@aio
+async def test_invalid_spec_stalls_without_exec() -> None:
     reconciler, kube, execs, _ = make()
     body = kube.add_session(new_session(newBranch="also-set"))
-    outcome = reconciler.reconcile(body)
+    outcome = await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     assert outcome.wrote_status
     assert stored["status"]["phase"] == "Failed"
@@ -440,13 +463,14 @@ def test_invalid_spec_stalls_without_exec() -> None:
     assert cond(stored, "Stalled")["reason"] == "InvalidSpec"
     assert "exactly one of branch or newBranch" in cond(stored, "Stalled")["message"]
     assert execs.calls == []
-    assert reconciler.reconcile(copy.deepcopy(stored)).wrote_status is False
+    assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
 
 
-def test_checkin_without_pod_ends_and_requests_review() -> None:
+@aio
+async def test_checkin_without_pod_ends_and_requests_review() -> None:
     reconciler, kube, _, _ = make()
     body = kube.add_session(new_session(checkin={"autoMerge": True}))
-    reconciler.reconcile(body)
+    await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     status = stored["status"]
     assert status["phase"] == "Ended"
@@ -458,17 +482,81 @@ def test_checkin_without_pod_ends_and_requests_review() -> None:
     assert "s1-preview" in kube.deleted_services
     assert ("Normal", "CheckedIn") in [(k, r) for k, r, _ in kube.events]
     patches = len(kube.status_patches)
-    assert reconciler.reconcile(copy.deepcopy(stored)).wrote_status is False
+    assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
     assert len(kube.status_patches) == patches
 
 
-def test_expired_session_ends_as_expired() -> None:
+@aio
+async def test_expired_session_ends_as_expired() -> None:
     reconciler, kube, _, clock = make()
     clock.now = CREATED + timedelta(hours=2)
     body = kube.add_session(new_session(expiresIn="90m"))
-    reconciler.reconcile(body)
+    await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     assert stored["status"]["phase"] == "Expired"
     assert stored["status"]["expiresAt"] == "2026-01-01T01:30:00Z"
     assert cond(stored, "Ready")["reason"] == "Expired"
     assert "review" not in stored["status"]
+
+
+# Exec failures back off per Session, growing and capped, and reset on success ---------
+class FlakyExec:
+    """Fails every exec while ``failing``; otherwise answers like the git scripts do."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.steps: list[str] = []
+
+    async def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult:
+        self.steps.append(step)
+        if self.failing:
+            raise execresult.ExecError(f"exec into pod {pod} failed: stream broke")
+        answers = {
+            "precheck": "start=\n",
+            "checkout": "added=yes\ncommit=abc123\n--rdev-changes--\n\n--rdev--\n0\n",
+            "changes": "\n--rdev--\n0\n",
+        }
+        return ExecResult(0, answers[step], "")
+
+
+@aio
+async def test_exec_failures_back_off_growing_capped_and_reset_on_success() -> None:
+    h = Harness([pod("shop-1", T1)])
+    flaky = FlakyExec()
+    h.controller.env.execs = flaky
+    queue = h.controller.queue
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    delays = []
+    for _ in range(7):
+        result = await h.reconcile(h.kube.sessions[key])
+        assert result.failed
+        h.controller.schedule(key, result)
+        delays.append(queue.pending_delay(key))
+    assert delays == pytest.approx([10, 20, 40, 80, 160, 300, 300], abs=0.5)
+    stored = h.kube.sessions[key]
+    assert cond(stored, "Reconciling")["reason"] == "ExecFailed"
+    assert "stream broke" in cond(stored, "Reconciling")["message"]
+
+    flaky.failing = False
+    result = await h.reconcile(h.kube.sessions[key])
+    assert not result.failed
+    h.controller.schedule(key, result)
+    assert queue.backoff.failures(key) == 0
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+
+    flaky.failing = True
+    h.clock.now += timedelta(minutes=10)  # the workspace state is due again
+    result = await h.reconcile(h.kube.sessions[key])
+    assert result.failed
+    h.controller.schedule(key, result)
+    assert queue.pending_delay(key) == pytest.approx(10, abs=0.5)

@@ -1,10 +1,15 @@
 """In-memory views of Sessions, project pods and preview Services, fed by kopf watches.
 
 Reconciles read from here instead of listing the API, so a resumed operator can
-decide that a Session needs nothing without a single request. Writers are kopf's
-event handlers on the loop; readers are worker threads: hence the lock. Objects
-are slimmed to the fields the operator reads, and indexed by project, so that
-thousands of Sessions cost little memory and no full scans.
+decide that a Session needs nothing without a single request. Everything runs on
+the event loop; the lock is for the metrics endpoint's thread, which counts
+phases at scrape time. Objects are slimmed to the fields the operator reads, and
+indexed by project, so that thousands of Sessions cost little memory and no full
+scans.
+
+The reconcile writes its own results through to ``sessions`` before their watch
+events arrive; the mappers must compare with what the previous *watch event*
+showed, so the Store keeps that apart (``watched``).
 """
 
 from __future__ import annotations
@@ -167,3 +172,15 @@ class ObjectCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._items)
+
+
+class Store:
+    """The three caches and the last watched state of each Session."""
+
+    def __init__(self) -> None:
+        self.sessions = ObjectCache.for_sessions()
+        self.pods = ObjectCache.for_pods()
+        self.services = ObjectCache.for_services()
+        # The state each object's previous watch event showed (see the module doc).
+        self.watched_sessions: dict[Key, Any] = {}
+        self.watched_pods: dict[Key, Any] = {}

@@ -1,0 +1,293 @@
+"""One reconcile's state (``Ctx``) and the ports it talks through (``Env``).
+
+Steps read and write the context only: the parsed spec, the status draft, the
+pod target, the clock, the Events to post and the deadlines to wake at. The
+controller writes the draft once at the end (only if it changed), or earlier
+when a step must persist before a slow part (``flush``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from . import API_VERSION, KIND
+from .conditions import READY, RECONCILING, STALLED, set_condition
+from .models import Phase, SessionSpec, SessionStatus
+from .podexec import ExecResult
+from .reasons import Mode, lookup
+from .settings import Settings
+from .store import Key, Store
+
+log = logging.getLogger("session_operator")
+Body = dict[str, Any]
+
+
+class KubePort(Protocol):
+    async def patch_session_status(
+        self, namespace: str, name: str, status: Body
+    ) -> Body | None: ...
+    async def patch_pod(self, namespace: str, name: str, patch: Body) -> bool: ...
+    async def get_service(self, namespace: str, name: str) -> Body | None: ...
+    async def create_service(self, body: Body) -> Body | None: ...
+    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None: ...
+    async def delete_service(self, namespace: str, name: str) -> None: ...
+    async def apply_ingress(self, body: Body) -> None: ...
+    async def delete_ingress(self, namespace: str, name: str) -> None: ...
+    async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None: ...
+
+
+class ExecPort(Protocol):
+    async def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult: ...
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ts(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+
+
+class Halt(Exception):
+    """A step cannot go on: wait (for others) or stall (for a person), with a reason."""
+
+    def __init__(self, reason: str, message: str, retry_s: float | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_s = retry_s
+
+
+@dataclass
+class PodTarget:
+    """Where the session lives: the pod, the container, and the paths inside it."""
+
+    pod: Body
+    name: str
+    container: str
+    repo: str
+    root: str
+    path: str
+    run_dir: str
+
+
+@dataclass
+class Ctx:
+    key: Key
+    body: Body
+    spec: SessionSpec
+    status: SessionStatus
+    original: Body
+    generation: int
+    now: datetime
+    target: PodTarget | None = None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    deadlines: list[float] = field(default_factory=list)
+    wrote: bool = False  # a status write happened in this reconcile
+
+    @property
+    def namespace(self) -> str:
+        return self.key[0]
+
+    @property
+    def name(self) -> str:
+        return self.key[1]
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid") or "")
+
+    @property
+    def stamp(self) -> str:
+        return iso(self.now)
+
+    # Status -----------------------------------------------------------------
+    def cond(self, kind: str, status: bool | None, reason: str, message: str) -> None:
+        self.status.conditions = set_condition(
+            self.status.conditions, kind, status, reason, message, self.generation, self.stamp
+        )
+
+    def summary(self, reason: str, message: str) -> None:
+        """Phase, Ready, Reconciling and Stalled from the reasons table (one kstatus story)."""
+        entry = lookup(reason)
+        if entry.phase is not None:
+            self.status.phase = entry.phase
+        elif self.status.phase is None:
+            self.status.phase = Phase.PENDING
+        self.cond(READY, entry.mode == Mode.READY, reason, message)
+        self.cond(RECONCILING, entry.mode == Mode.RECONCILING, reason, message)
+        self.cond(STALLED, entry.mode == Mode.STALLED, reason, message)
+
+    def step(self, name: str) -> None:
+        """Name the provisioning step in progress (reported if the deadline passes)."""
+        if self.status.phase != Phase.ACTIVE:
+            self.status.provisioning_step = name
+
+    def event(self, kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, reason, message))
+
+    def due_in(self, seconds: float | None) -> None:
+        if seconds is not None:
+            self.deadlines.append(max(seconds, 0.0))
+
+    def dump(self) -> Body:
+        return self.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def changed(self) -> bool:
+        return self.dump() != self.original
+
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records name the Session (kopf's formatters print the reference)."""
+        meta = self.body.get("metadata") or {}
+        ref = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "namespace": meta.get("namespace"),
+        }
+        return logging.LoggerAdapter(log, {"k8s_ref": ref, "k8s_skip": True})
+
+
+def draft_status(body: Body) -> tuple[SessionStatus, Body]:
+    """The Session's status as a draft, and its normalised form (unchanged means equal)."""
+    status = SessionStatus.model_validate(dict(body.get("status") or {}))
+    return status.model_copy(deep=True), status.model_dump(
+        by_alias=True, exclude_none=True, mode="json"
+    )
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Key, tuple[asyncio.Lock, int]] = {}
+
+    def acquire(self, key: Key) -> _Held:
+        return _Held(self, key)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _Held:
+    def __init__(self, owner: KeyedLocks, key: Key) -> None:
+        self.owner = owner
+        self.key = key
+
+    async def __aenter__(self) -> None:
+        locks = self.owner._locks
+        lock, users = locks.get(self.key, (asyncio.Lock(), 0))
+        locks[self.key] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:
+            self._release_user()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.owner._locks[self.key][0].release()
+        self._release_user()
+
+    def _release_user(self) -> None:
+        locks = self.owner._locks
+        lock, users = locks[self.key]
+        if users <= 1:
+            del locks[self.key]
+        else:
+            locks[self.key] = (lock, users - 1)
+
+
+@dataclass
+class Env:
+    """The ports and shared state every step may use; one per operator."""
+
+    settings: Settings
+    kube: KubePort
+    execs: ExecPort
+    store: Store
+    project_locks: KeyedLocks = field(default_factory=KeyedLocks)
+    # When each running web UI was last checked (loop time); lost on restart on purpose:
+    # a resumed operator trusts the status and checks on schedule.
+    webui_checked: dict[Key, float] = field(default_factory=dict)
+
+    async def run(self, ctx: Ctx, argv: list[str], step: str) -> ExecResult:
+        target = ctx.target
+        assert target is not None, "a step ran an exec before the pod was chosen"
+        return await self.execs.run(ctx.namespace, target.name, target.container, argv, step=step)
+
+    def forget(self, key: Key) -> None:
+        self.webui_checked.pop(key, None)
+
+
+def _ready_reason(status: Body) -> str | None:
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == READY:
+            return str(cond.get("reason") or "") or None
+    return None
+
+
+async def flush(ctx: Ctx, env: Env) -> bool:
+    """Write the draft if it changed (one diff-only patch), then post its Events.
+
+    The Ready reason's Event (from the reasons table) is posted when the reason
+    changes; the step Events collected so far go with it. Returns whether a
+    status write happened.
+    """
+    old_reason = _ready_reason(ctx.original)
+    wrote = False
+    if ctx.changed():
+        new = ctx.dump()
+        patch = {k: new.get(k) for k in set(ctx.original) | set(new)}
+        updated = await env.kube.patch_session_status(ctx.namespace, ctx.name, patch)
+        if updated is not None:
+            env.store.sessions.put(updated)
+        wrote = ctx.wrote = True
+    new_reason = _ready_reason(ctx.dump())
+    old_phase = ctx.original.get("phase")
+    new_phase = ctx.status.phase.value if ctx.status.phase else None
+    ready = ctx.status.condition(READY)
+    if wrote and (new_reason != old_reason or new_phase != old_phase):
+        ctx.log().info(
+            "phase %s, %s: %s", new_phase or "-", new_reason, ready.message if ready else ""
+        )
+    if new_reason and new_reason != old_reason:
+        kind = lookup(new_reason).event
+        if kind is not None:
+            ctx.event(kind, new_reason, ready.message if ready else new_reason)
+    await post_events(ctx, env)
+    ctx.original = ctx.dump()
+    return wrote
+
+
+async def post_events(ctx: Ctx, env: Env) -> None:
+    """Warnings one by one; the Normal steps of one reconcile as a single Event.
+
+    Each Event is a write to the API server; one per reconcile keeps a
+    lifecycle's write count near the floor while every step is still told.
+    """
+    events, ctx.events = ctx.events, []
+    normal = [(r, m) for k, r, m in events if k == "Normal"]
+    for kind, reason, message in events:
+        if kind != "Normal":
+            await env.kube.post_event(ctx.body, kind, reason, message)
+    if normal:
+        await env.kube.post_event(
+            ctx.body, "Normal", normal[-1][0], "; ".join(m for _, m in normal)
+        )

@@ -1,0 +1,190 @@
+"""The reconcile of one key, the finalizer, and the workers that drive them off the queue.
+
+A reconcile is level-based: it reads the Session from the store, runs the steps
+in order (end? -> pod -> turn and checkout -> label -> web UI -> preview ->
+workspace state), writes one status patch if anything changed, and returns when
+to look again. It may be interrupted at any line and re-run: every step checks
+before it acts, and every write is idempotent (409 on create and 404 on delete
+mean done).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import metrics
+from .context import Ctx, Env, Halt, draft_status, flush, iso, post_events
+from .execresult import ExecError
+from .models import TERMINAL_PHASES, SessionSpec
+from .queue import WorkQueue
+from .reasons import ACTIVE, EXEC_FAILED, INVALID_SPEC, PROGRESS_DEADLINE
+from .steps import checkout, ending, preview, project, webui, workspace
+from .store import Key, key_of, slim_session
+
+log = logging.getLogger(__name__)
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Result:
+    requeue_after: float | None = None
+    failed: bool = False  # retry with this key's growing backoff
+    wrote_status: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_ctx(body: Body, spec: SessionSpec, now: datetime) -> Ctx:
+    status, original = draft_status(body)
+    meta = body["metadata"]
+    return Ctx(
+        key=key_of(body),
+        body=body,
+        spec=spec,
+        status=status,
+        original=original,
+        generation=int(meta.get("generation") or 1),
+        now=now,
+    )
+
+
+def apply_halt(ctx: Ctx, halt: Halt) -> None:
+    """Record why the steps stopped; waiting on others or a person is not slow provisioning."""
+    if halt.reason != PROGRESS_DEADLINE:
+        ctx.status.provisioning_since = None
+        ctx.status.provisioning_step = None
+    ctx.summary(halt.reason, halt.message)
+    ctx.due_in(halt.retry_s)
+
+
+class Controller:
+    def __init__(self, env: Env, queue: WorkQueue[Key], clock: Any = utcnow) -> None:
+        self.env = env
+        self.queue = queue
+        self.clock = clock
+
+    def schedule(self, key: Key, result: Result) -> None:
+        if result.failed:
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
+        if result.requeue_after is not None:
+            self.queue.add_after(key, result.requeue_after)
+
+    # Reconcile --------------------------------------------------------------
+    async def reconcile(self, key: Key) -> Result:
+        """Bring one Session closer to its spec; never raises (a bug is reported and retried)."""
+        body = self.env.store.sessions.get(key)
+        if body is None:
+            self.queue.discard(key)
+            self.env.forget(key)
+            return Result()
+        if body["metadata"].get("deletionTimestamp"):
+            return Result()  # the finalizer ends it
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return await self._reconcile(body)
+        except Exception as exc:
+            outcome = "error"
+            logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)
+            await self.env.kube.post_event(body, "Warning", "ReconcileError", str(exc)[:500])
+            return Result(failed=True)
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+            metrics.RECONCILE_TOTAL.labels(result=outcome).inc()
+
+    async def _reconcile(self, body: Body) -> Result:
+        now = self.clock()
+        try:
+            spec = SessionSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            ctx = new_ctx(body, SessionSpec.model_construct(project=""), now)
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            ctx.summary(INVALID_SPEC, f"invalid spec: {problems}")
+            ctx.status.observed_generation = ctx.generation
+            return Result(wrote_status=await flush(ctx, self.env))
+        ctx = new_ctx(body, spec, now)
+        ctx.status.expires_at = iso(ending.created_at(ctx) + spec.expires_after)
+        ctx.status.observed_generation = ctx.generation
+        if ctx.status.phase in TERMINAL_PHASES:
+            return Result(wrote_status=await flush(ctx, self.env))
+        reason = ending.end_reason(ctx)
+        if reason is not None:
+            await ending.end_session(ctx, self.env, reason)
+            await flush(ctx, self.env)
+            return Result(wrote_status=ctx.wrote)
+        failed = False
+        try:
+            await self._provision(ctx)
+        except Halt as halt:
+            apply_halt(ctx, halt)
+        except ExecError as exc:
+            failed = True
+            ctx.summary(EXEC_FAILED, str(exc))
+            try:
+                checkout.check_progress_deadline(ctx, self.env)
+            except Halt as halt:
+                apply_halt(ctx, halt)
+        ctx.due_in(ending.expires_in_s(ctx))
+        await flush(ctx, self.env)
+        requeue = min(ctx.deadlines) if ctx.deadlines else None
+        return Result(requeue_after=requeue, failed=failed, wrote_status=ctx.wrote)
+
+    async def _provision(self, ctx: Ctx) -> None:
+        env = self.env
+        project.choose_target(ctx, env)
+        await checkout.ensure_checkout(ctx, env)
+        await project.ensure_pod_label(ctx, env)
+        await webui.ensure_web_ui(ctx, env)
+        await preview.ensure_preview(ctx, env)
+        ctx.status.provisioning_since = None
+        ctx.status.provisioning_step = None
+        ctx.summary(ACTIVE, "session is active")
+        await workspace.refresh_changes(ctx, env)
+
+    # Finalizer --------------------------------------------------------------
+    async def finalize(self, body: Body) -> None:
+        """End the session if needed, then remove the worktree only if nothing would be lost.
+
+        Holds the key, so it never runs alongside a reconcile of the same Session.
+        Raises ExecError for a transient failure (the caller bounds the retries).
+        """
+        key = key_of(body)
+        async with self.queue.hold(key):
+            latest = self.env.store.sessions.get(key)
+            fresh = slim_session(body)
+            if latest is not None and _rv(latest) > _rv(fresh):
+                fresh = {**fresh, "status": latest.get("status") or {}}
+            try:
+                spec = SessionSpec.model_validate(fresh.get("spec") or {})
+                valid = True
+            except ValidationError:
+                project_name = str((fresh.get("spec") or {}).get("project") or "")
+                spec = SessionSpec.model_construct(project=project_name)
+                valid = False
+            ctx = new_ctx(fresh, spec, self.clock())
+            if valid and ctx.status.phase not in TERMINAL_PHASES:
+                reason = ending.end_reason(ctx, deleting=True)
+                assert reason is not None
+                await ending.end_session(ctx, self.env, reason)
+                await flush(ctx, self.env)
+            await ending.remove_worktree(ctx, self.env)
+            await post_events(ctx, self.env)
+        self.queue.discard(key)
+        self.env.forget(key)
+
+
+def _rv(body: Body) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0

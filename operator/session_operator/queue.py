@@ -1,0 +1,184 @@
+"""A keyed work queue on the event loop, modelled on controller-runtime's workqueue.
+
+Watch events and timers only *add* keys; workers take them one at a time. The
+queue guarantees what makes a level-based reconcile safe and cheap:
+
+- a key waiting in the queue is there once, however often it was added;
+- a key is never processed by two workers at once: added while in flight, it
+  runs again after the current run ends (``dirty``);
+- ``add_after`` schedules a re-add; the earliest pending deadline per key wins;
+- ``add_rate_limited`` backs off per key, exponentially and capped; ``forget``
+  resets that after a success;
+- ``hold`` gives a caller (the finalizer) the key exclusively, so deletion never
+  overlaps a reconcile of the same Session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Backoff(Generic[K]):
+    """Per-key exponential delays: base * 2**(failures-1), capped."""
+
+    def __init__(self, base_s: float, cap_s: float) -> None:
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self._failures: dict[K, int] = {}
+
+    def when(self, key: K) -> float:
+        """Count one more failure of ``key`` and return how long to wait before the retry."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return float(min(self.base_s * 2 ** min(failures - 1, 32), self.cap_s))
+
+    def failures(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    def forget(self, key: K) -> None:
+        self._failures.pop(key, None)
+
+
+class WorkQueue(Generic[K]):
+    """All methods run on one event loop: no locks, no await between a check and its act."""
+
+    def __init__(self, backoff: Backoff[K], clock: Callable[[], float] | None = None) -> None:
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
+        self._holders: dict[K, list[asyncio.Future[None]]] = {}
+        self._ready = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._clock = clock or self._loop.time
+        self._shutdown = False
+        self.backoff = backoff
+
+    # Adding -----------------------------------------------------------------
+    def add(self, key: K) -> None:
+        if self._shutdown or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return  # runs again once the current run is done
+        self._queue.append(key)
+        self._ready.set()
+
+    def add_after(self, key: K, delay_s: float) -> None:
+        """Re-add ``key`` after ``delay_s``; an earlier pending deadline is kept."""
+        if delay_s <= 0:
+            self.add(key)
+            return
+        if self._shutdown:
+            return
+        due = self._clock() + delay_s
+        pending = self._timers.get(key)
+        if pending is not None:
+            if pending[0] <= due:
+                return
+            pending[1].cancel()
+        handle = self._loop.call_at(self._loop.time() + delay_s, self._fire, key)
+        self._timers[key] = (due, handle)
+
+    def add_rate_limited(self, key: K) -> float:
+        """Retry ``key`` after its next backoff delay; return that delay."""
+        delay = self.backoff.when(key)
+        self._cancel_timer(key)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """A success: the next failure starts from the base delay again."""
+        self.backoff.forget(key)
+
+    def discard(self, key: K) -> None:
+        """The object is gone: no retries, no timers."""
+        self.backoff.forget(key)
+        self._cancel_timer(key)
+
+    def _fire(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def _cancel_timer(self, key: K) -> None:
+        pending = self._timers.pop(key, None)
+        if pending is not None:
+            pending[1].cancel()
+
+    # Taking -----------------------------------------------------------------
+    async def get(self) -> K | None:
+        """The next key to process (now marked in flight), or None once shut down."""
+        while not self._shutdown:
+            if self._queue:
+                key = self._queue.popleft()
+                self._processing.add(key)
+                self._dirty.discard(key)
+                return key
+            self._ready.clear()
+            await self._ready.wait()
+        return None
+
+    def done(self, key: K) -> None:
+        """Processing of ``key`` ended; re-queue it if it was added meanwhile."""
+        self._processing.discard(key)
+        waiters = [w for w in self._holders.pop(key, []) if not w.done()]
+        if waiters:
+            # A hold() is waiting: it goes first; a pending add runs after it.
+            waiter, *rest = waiters
+            if rest:
+                self._holders[key] = rest
+            self._processing.add(key)
+            waiter.set_result(None)
+            return
+        if key in self._dirty:
+            self._queue.append(key)
+            self._ready.set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: K) -> AsyncIterator[None]:
+        """Process ``key`` outside the workers, never alongside one of them."""
+        if key in self._processing:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._holders.setdefault(key, []).append(waiter)
+            try:
+                await waiter  # done() hands the key over, already marked in flight
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self.done(key)  # handed over just as we were cancelled: pass it on
+                raise
+        else:
+            self._processing.add(key)
+        if key in self._dirty:
+            with contextlib.suppress(ValueError):
+                self._queue.remove(key)  # stays dirty: re-queued when the hold ends
+        try:
+            yield
+        finally:
+            self.done(key)
+
+    async def shutdown(self) -> None:
+        self._shutdown = True
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._ready.set()
+
+    # Introspection ----------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def in_flight(self, key: K) -> bool:
+        return key in self._processing
+
+    def pending_delay(self, key: K) -> float | None:
+        pending = self._timers.get(key)
+        return None if pending is None else max(pending[0] - self._clock(), 0.0)
+
+    def timers(self) -> int:
+        return len(self._timers)

@@ -1,0 +1,79 @@
+"""Every Ready reason the operator writes, in one table (public contract).
+
+A reason decides the Session's phase, its kstatus story (Ready, Reconciling or
+Stalled), the type of the Event posted when the Session enters it, and whether
+the Session is re-checked on a timer. Steps raise ``Waiting``/``Stalled`` with a
+reason; the controller looks the rest up here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .models import Phase
+
+
+class Mode(StrEnum):
+    """Which of Ready / Reconciling / Stalled is True (kstatus: exactly one, or none when ended)."""
+
+    READY = "ready"
+    RECONCILING = "reconciling"
+    STALLED = "stalled"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Reason:
+    name: str
+    phase: Phase | None  # None: keep the phase the Session has (a retry mid-way)
+    mode: Mode
+    event: str | None  # Event type posted on entering this reason; None posts nothing
+    recheck: bool = False  # re-checked every RDEV_STALLED_RECHECK_INTERVAL
+
+
+PROJECT_NOT_FOUND = "ProjectNotFound"
+PROJECT_NOT_RUNNING = "ProjectNotRunning"
+PROJECT_BUSY = "ProjectBusy"
+BRANCH_NOT_FOUND = "BranchNotFound"
+BRANCH_PROTECTED = "BranchProtected"
+CHECKOUT_EXISTS = "CheckoutExists"
+EXEC_FAILED = "ExecFailed"
+PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+INVALID_SPEC = "InvalidSpec"
+PROVISIONING = "Provisioning"
+ACTIVE = "Active"
+ENDING = "Ending"
+CHECKED_IN = "CheckedIn"
+EXPIRED = "Expired"
+DELETED = "Deleted"
+
+_TABLE = (
+    Reason(PROJECT_NOT_FOUND, Phase.PENDING, Mode.RECONCILING, "Warning"),
+    Reason(PROJECT_NOT_RUNNING, Phase.PENDING, Mode.RECONCILING, "Warning"),
+    Reason(PROJECT_BUSY, Phase.PENDING, Mode.RECONCILING, "Normal"),
+    Reason(BRANCH_NOT_FOUND, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
+    Reason(BRANCH_PROTECTED, Phase.FAILED, Mode.STALLED, "Warning"),
+    Reason(CHECKOUT_EXISTS, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
+    Reason(PROGRESS_DEADLINE, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
+    Reason(INVALID_SPEC, Phase.FAILED, Mode.STALLED, "Warning"),
+    Reason(EXEC_FAILED, None, Mode.RECONCILING, "Warning"),
+    Reason(PROVISIONING, Phase.PROVISIONING, Mode.RECONCILING, None),
+    Reason(ACTIVE, Phase.ACTIVE, Mode.READY, None),
+    Reason(ENDING, Phase.ENDING, Mode.RECONCILING, "Warning"),
+    Reason(CHECKED_IN, Phase.ENDED, Mode.ENDED, "Normal"),
+    Reason(EXPIRED, Phase.EXPIRED, Mode.ENDED, "Normal"),
+    Reason(DELETED, Phase.ENDED, Mode.ENDED, "Normal"),
+)
+REASONS: dict[str, Reason] = {r.name: r for r in _TABLE}
+
+# How a session ended: the reason, and the Ready message that goes with it.
+END_MESSAGES = {
+    CHECKED_IN: "checked in; the worktree and branch are kept",
+    EXPIRED: "expired; the worktree and branch are kept",
+    DELETED: "deleted; the session was ended",
+}
+
+
+def lookup(name: str) -> Reason:
+    return REASONS[name]

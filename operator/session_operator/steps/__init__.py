@@ -1,0 +1,1 @@
+"""The reconcile's steps: each reads and writes one ``Ctx`` through one ``Env``."""

@@ -1,0 +1,174 @@
+"""Take the project's turn and check the branch out as a worktree.
+
+Read-only checks (protected branch, the branch or start exists) run before the
+Session takes its turn, so a Session that cannot proceed stalls without ever
+holding up the project's queue.
+"""
+
+from __future__ import annotations
+
+from .. import gitcmd
+from ..conditions import CHECKOUT_READY, is_true
+from ..context import Ctx, Env, Halt, flush, parse_ts
+from ..execresult import ExecError
+from ..gitcmd import Found, Placed
+from ..models import Changes, Phase
+from ..reasons import (
+    BRANCH_NOT_FOUND,
+    BRANCH_PROTECTED,
+    CHECKOUT_EXISTS,
+    PROGRESS_DEADLINE,
+    PROJECT_BUSY,
+    PROVISIONING,
+)
+from ..turns import queue_owner
+
+
+def checked_out(ctx: Ctx) -> bool:
+    """The status already records this branch checked out at this pod and path."""
+    target, status = ctx.target, ctx.status
+    assert target is not None
+    return (
+        status.pod_name == target.name
+        and status.checkout_path == target.path
+        and status.branch == ctx.spec.wanted_branch
+        and bool(status.commit)
+        and is_true(status.conditions, CHECKOUT_READY)
+    )
+
+
+async def ensure_checkout(ctx: Ctx, env: Env) -> None:
+    target = ctx.target
+    assert target is not None
+    if not ctx.status.provisioning_since and ctx.status.phase != Phase.ACTIVE:
+        ctx.status.provisioning_since = ctx.stamp
+    if checked_out(ctx):
+        return
+    if ctx.status.pod_name not in (None, target.name):
+        # A new pod: whatever ran on the old one is not running here.
+        ctx.status.web_ui = None
+        env.webui_checked.pop(ctx.key, None)
+    start = await _precheck_and_take_turn(ctx, env)
+    await _checkout(ctx, env, start)
+
+
+def _recheck(env: Env) -> float:
+    return env.settings.stalled_recheck_interval.total_seconds()
+
+
+def _busy_message(ctx: Ctx, owner: str) -> str:
+    return f"project {ctx.spec.project} is in use by session {owner}; waiting for it to end"
+
+
+async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
+    branch = ctx.spec.wanted_branch
+    if branch in env.settings.protected_branches:
+        raise Halt(BRANCH_PROTECTED, f"branch {branch} is protected; sessions may not check it out")
+    sessions = env.store.sessions.by_project(ctx.namespace, ctx.spec.project)
+    owner = queue_owner(ctx.name, sessions)
+    busy = owner not in (None, ctx.name)
+    ready = ctx.status.condition("Ready")
+    if (
+        busy
+        and ready is not None
+        and ready.reason == PROJECT_BUSY
+        and ready.observed_generation == ctx.generation
+    ):
+        # Checked already for this spec while waiting: wait without exec'ing again.
+        raise Halt(PROJECT_BUSY, _busy_message(ctx, str(owner)))
+    ctx.step("fetch")
+    assert ctx.target is not None
+    argv = gitcmd.precheck(ctx.target.repo, branch, bool(ctx.spec.new_branch), ctx.spec.from_ref)
+    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+        checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
+    if checked.found == Found.BRANCH_MISSING:
+        raise Halt(
+            BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally", _recheck(env)
+        )
+    if checked.found == Found.FROM_MISSING:
+        raise Halt(
+            BRANCH_NOT_FOUND,
+            f"fromRef {checked.from_ref or ctx.spec.from_ref} does not exist",
+            _recheck(env),
+        )
+    if checked.found == Found.FAILED:
+        raise ExecError(checked.detail)
+    if busy:
+        raise Halt(PROJECT_BUSY, _busy_message(ctx, str(owner)))
+    return checked.start
+
+
+def check_progress_deadline(ctx: Ctx, env: Env) -> None:
+    since = parse_ts(ctx.status.provisioning_since)
+    if since and ctx.now - since > env.settings.progress_deadline:
+        step = ctx.status.provisioning_step or "provisioning"
+        raise Halt(
+            PROGRESS_DEADLINE,
+            f"still provisioning after the progress deadline; stuck at step: {step}",
+            _recheck(env),
+        )
+
+
+async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
+    target, status = ctx.target, ctx.status
+    assert target is not None
+    branch = ctx.spec.wanted_branch
+    if status.phase != Phase.PROVISIONING:
+        status.provisioning_since = status.provisioning_since or ctx.stamp
+        status.pod_name = target.name
+        status.container = target.container
+        status.branch = branch
+        status.checkout_path = None
+        status.commit = None
+        ctx.step("checkout")
+        ctx.summary(PROVISIONING, "checking out the branch")
+        ctx.cond(CHECKOUT_READY, False, PROVISIONING, "checking out the branch")
+        # Persist before the slow part: the progress deadline counts from here,
+        # and a restarted operator sees the Session holds its project.
+        await flush(ctx, env)
+    check_progress_deadline(ctx, env)
+    argv = gitcmd.checkout(target.repo, target.path, branch, start)
+    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+        done = gitcmd.read_checkout(await env.run(ctx, argv, "checkout"))
+    if done.placed == Placed.HOLDS_OTHER:
+        raise Halt(
+            CHECKOUT_EXISTS,
+            f"{target.path} already holds a worktree of branch {done.holds}",
+            _recheck(env),
+        )
+    if done.placed == Placed.PATH_TAKEN:
+        raise Halt(
+            CHECKOUT_EXISTS,
+            f"{target.path} already exists and is not a worktree of branch {branch}",
+            _recheck(env),
+        )
+    if done.placed == Placed.BRANCH_ELSEWHERE:
+        raise Halt(
+            CHECKOUT_EXISTS,
+            f"branch {branch} is already checked out in another worktree",
+            _recheck(env),
+        )
+    if done.placed == Placed.FAILED:
+        raise ExecError(done.detail)
+    if done.added:
+        ctx.event("Normal", "CheckedOut", f"branch {branch} checked out at {target.path}")
+    if done.changes is not None:
+        record_changes(ctx, done.changes)
+    status.pod_name = target.name
+    status.container = target.container
+    status.branch = branch
+    status.checkout_path = target.path
+    status.commit = done.commit
+    ctx.cond(CHECKOUT_READY, True, "CheckedOut", f"branch {branch} is checked out")
+
+
+def record_changes(ctx: Ctx, counts: tuple[int, int, int]) -> Changes:
+    uncommitted, untracked, unpushed = counts
+    changes = Changes(
+        uncommitted_files=uncommitted,
+        untracked_files=untracked,
+        unpushed_commits=unpushed,
+        checked_at=ctx.stamp,
+    )
+    ctx.status.changes = changes
+    return changes

@@ -1,0 +1,162 @@
+"""End a session (checkin, expiry, deletion) and, on deletion, remove its worktree.
+
+Nothing is ever lost: ending keeps the worktree and its branch; the finalizer
+removes the worktree only when it holds no uncommitted, untracked or unpushed
+work, and otherwise leaves it with a Warning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .. import builders, gitcmd, webui
+from ..conditions import PREVIEW_READY, WEBUI_READY
+from ..context import Ctx, Env, PodTarget, flush, parse_ts
+from ..execresult import ExecError
+from ..gitcmd import Removal
+from ..models import Phase, Review, WebUIState
+from ..reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
+from ..turns import HOLDING_PHASES, pod_ready
+from .checkout import record_changes
+from .preview import remove_preview
+
+
+def expires_in_s(ctx: Ctx) -> float:
+    created = created_at(ctx)
+    return ((created + ctx.spec.expires_after) - ctx.now).total_seconds()
+
+
+def end_reason(ctx: Ctx, *, deleting: bool = False) -> str | None:
+    """Why the session ends now, if it does: checkin wins over expiry over deletion."""
+    if ctx.spec.checkin is not None:
+        return CHECKED_IN
+    if expires_in_s(ctx) <= 0:
+        return EXPIRED
+    return DELETED if deleting else None
+
+
+def created_at(ctx: Ctx) -> datetime:
+    return parse_ts(ctx.body["metadata"].get("creationTimestamp")) or ctx.now
+
+
+def _last_target(ctx: Ctx, env: Env) -> PodTarget | None:
+    """The pod the session ran on, if it is still there and ready."""
+    status = ctx.status
+    if not status.pod_name or not status.checkout_path:
+        return None
+    pod = env.store.pods.get((ctx.namespace, status.pod_name))
+    if pod is None or not pod_ready(pod):
+        return None
+    repo, root = builders.pod_paths(pod, env.settings.repo_path, env.settings.worktree_root)
+    return PodTarget(
+        pod=pod,
+        name=status.pod_name,
+        container=status.container or "",
+        repo=repo,
+        root=root,
+        path=status.checkout_path,
+        run_dir=builders.run_dir(root, ctx.name),
+    )
+
+
+async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
+    """Stop the web UI, drop the Service and the pod label; keep the worktree and branch."""
+    status = ctx.status
+    web_ui_up = status.web_ui not in (None, WebUIState.STOPPED)
+    if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES and web_ui_up:
+        # Stopping the web UI is the slow part: say so while it happens.
+        ctx.summary(ENDING, "ending the session")
+        await flush(ctx, env)
+    ctx.target = _last_target(ctx, env)
+    if ctx.target is not None:
+        try:
+            counts = gitcmd.read_changes(
+                await env.run(ctx, gitcmd.changes(ctx.target.path), "changes")
+            )
+            if counts is not None:
+                record_changes(ctx, counts)
+            if web_ui_up:
+                await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
+        except ExecError as exc:
+            if not exc.pod_gone:
+                raise
+    await remove_preview(ctx, env)
+    await _unlabel_pod(ctx, env)
+    checkin = ctx.spec.checkin
+    if reason == CHECKED_IN and checkin is not None and not checkin.skip_review:
+        status.review = Review(requested=True, auto_merge=checkin.auto_merge)
+    status.web_ui = WebUIState.STOPPED if status.web_ui is not None else None
+    status.service_name = None
+    status.service_port = None
+    status.preview_url = None
+    status.provisioning_since = None
+    status.provisioning_step = None
+    status.ended_at = status.ended_at or ctx.stamp
+    ctx.summary(reason, END_MESSAGES[reason])
+    if status.condition(PREVIEW_READY) is not None:
+        ctx.cond(PREVIEW_READY, False, reason, "the preview Service was removed")
+    if status.condition(WEBUI_READY) is not None:
+        ctx.cond(WEBUI_READY, False, reason, "the web UI was stopped")
+    env.webui_checked.pop(ctx.key, None)
+
+
+async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
+    if not ctx.status.pod_name:
+        return
+    pod = env.store.pods.get((ctx.namespace, ctx.status.pod_name))
+    if pod is None:
+        return
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(builders.SESSION_LABEL) != ctx.name:
+        return
+    if await env.kube.patch_pod(
+        ctx.namespace, meta["name"], builders.pod_session_label_patch(None)
+    ):
+        rest = {k: v for k, v in labels.items() if k != builders.SESSION_LABEL}
+        env.store.pods.put({**pod, "metadata": {**meta, "labels": rest}})
+
+
+async def remove_worktree(ctx: Ctx, env: Env) -> None:
+    """Remove the worktree only if nothing would be lost; say what was kept and why.
+
+    Raises ExecError for a transient failure; the finalizer bounds the retries
+    so that a vanished pod can never hold it forever.
+    """
+    status = ctx.status
+    if not status.checkout_path or not status.pod_name:
+        return
+    target = _last_target(ctx, env)
+    if target is None:
+        ctx.event(
+            "Warning",
+            "WorktreeKept",
+            f"project pod {status.pod_name} is not running; the worktree at"
+            f" {status.checkout_path} was left in place",
+        )
+        return
+    ctx.target = target
+    argv = gitcmd.remove(target.repo, target.path, target.run_dir)
+    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+        removed = gitcmd.read_remove(await env.run(ctx, argv, "remove"))
+    if removed.removal == Removal.GONE:
+        return
+    if removed.removal == Removal.FAILED:
+        raise ExecError(f"could not read the worktree's state: {removed.detail}")
+    changes = record_changes(ctx, removed.changes or (0, 0, 0))
+    if removed.removal == Removal.KEPT:
+        ctx.event(
+            "Warning",
+            "WorktreeKept",
+            f"worktree {status.checkout_path} kept: {changes.uncommitted_files} uncommitted,"
+            f" {changes.untracked_files} untracked files, {changes.unpushed_commits}"
+            " unpushed commits",
+        )
+    elif removed.removal == Removal.REFUSED:
+        ctx.event(
+            "Warning",
+            "WorktreeKept",
+            f"git refused to remove {status.checkout_path}: {removed.detail}",
+        )
+    else:
+        ctx.event("Normal", "WorktreeRemoved", f"worktree {status.checkout_path} removed")

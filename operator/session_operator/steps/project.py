@@ -1,0 +1,50 @@
+"""Find the project's pod, and mark it as this session's (the preview Service selects it)."""
+
+from __future__ import annotations
+
+from .. import builders
+from ..context import Ctx, Env, Halt, PodTarget
+from ..reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from ..turns import choose_pod
+
+
+def choose_target(ctx: Ctx, env: Env) -> None:
+    """Pick the pod (sticky while ready) and the container and paths in it; or wait."""
+    pods = env.store.pods.by_project(ctx.namespace, ctx.spec.project)
+    pod, waiting = choose_pod(pods, ctx.status.pod_name)
+    if pod is None:
+        message = (
+            f"no pod labelled rdev.io/project={ctx.spec.project} in namespace {ctx.namespace}"
+            if waiting == PROJECT_NOT_FOUND
+            else f"no pod of project {ctx.spec.project} is Running and Ready"
+        )
+        raise Halt(waiting or PROJECT_NOT_RUNNING, message)
+    name = pod["metadata"]["name"]
+    container = builders.pick_container(pod, ctx.spec.container)
+    if container is None:
+        raise Halt(PROJECT_NOT_RUNNING, f"pod {name} has no container {ctx.spec.container}")
+    repo, root = builders.pod_paths(pod, env.settings.repo_path, env.settings.worktree_root)
+    ctx.target = PodTarget(
+        pod=pod,
+        name=name,
+        container=container,
+        repo=repo,
+        root=root,
+        path=builders.checkout_path(root, ctx.name),
+        run_dir=builders.run_dir(root, ctx.name),
+    )
+
+
+async def ensure_pod_label(ctx: Ctx, env: Env) -> None:
+    """Label the pod ``rdev.io/session=<session>``: the preview Service's selector."""
+    target = ctx.target
+    assert target is not None
+    meta = target.pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(builders.SESSION_LABEL) == ctx.name:
+        return
+    ctx.step("label the project pod")
+    patch = builders.pod_session_label_patch(ctx.name)
+    if await env.kube.patch_pod(ctx.namespace, target.name, patch):
+        labeled = {**labels, builders.SESSION_LABEL: ctx.name}
+        env.store.pods.put({**target.pod, "metadata": {**meta, "labels": labeled}})

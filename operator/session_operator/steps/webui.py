@@ -1,0 +1,77 @@
+"""Start, check and stop the browser coding UI in the project pod."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .. import metrics, webui
+from ..conditions import WEBUI_READY
+from ..context import Ctx, Env
+from ..execresult import ExecError
+from ..models import WebUIState
+from ..webui import Started
+
+
+async def ensure_web_ui(ctx: Ctx, env: Env) -> None:
+    """Make the web UI match ``spec.webUI``; schedule its next liveness check."""
+    if not ctx.spec.web_ui:
+        await stop_web_ui(ctx, env)
+        return
+    status = ctx.status
+    interval = env.settings.webui_check_interval.total_seconds()
+    now = asyncio.get_running_loop().time()
+    last = env.webui_checked.get(ctx.key)
+    if status.web_ui == WebUIState.RUNNING:
+        if last is None:
+            # Resumed after a restart: trust the status now, check on schedule.
+            env.webui_checked[ctx.key] = now
+            ctx.due_in(interval)
+            return
+        if now - last < interval:
+            ctx.due_in(interval - (now - last))
+            return
+    await start_web_ui(ctx, env)
+
+
+async def start_web_ui(ctx: Ctx, env: Env) -> None:
+    """Start it, unless it runs: the start script doubles as the liveness check."""
+    target, status = ctx.target, ctx.status
+    assert target is not None
+    ctx.step("start the web UI")
+    was_running = status.web_ui == WebUIState.RUNNING
+    argv = webui.start(
+        target.path, target.run_dir, env.settings.webui_port, env.settings.webui_command
+    )
+    started = webui.read_start(await env.run(ctx, argv, "webui-start"))
+    env.webui_checked[ctx.key] = asyncio.get_running_loop().time()
+    if started.started == Started.FAILED:
+        status.web_ui = WebUIState.FAILED
+        message = "the web UI command exited at once; see its log in the pod"
+        ctx.cond(WEBUI_READY, False, "WebUIFailed", message)
+        ctx.event("Warning", "WebUIFailed", f"{message}: {started.detail}")
+        ctx.due_in(env.settings.retry_interval.total_seconds())
+        return
+    status.web_ui = WebUIState.RUNNING
+    if started.started == Started.STARTED:
+        if was_running:
+            status.web_ui_restarts = (status.web_ui_restarts or 0) + 1
+            metrics.WEBUI_RESTARTS.inc()
+            ctx.event("Warning", "WebUIRestarted", "the web UI had exited; started it again")
+        else:
+            ctx.event("Normal", "WebUIStarted", "web UI started")
+    ctx.cond(WEBUI_READY, True, "Running", "web UI is running")
+    ctx.due_in(env.settings.webui_check_interval.total_seconds())
+
+
+async def stop_web_ui(ctx: Ctx, env: Env) -> None:
+    status = ctx.status
+    if status.web_ui not in (None, WebUIState.STOPPED):
+        assert ctx.target is not None
+        ctx.step("stop the web UI")
+        stopped = await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
+        if not stopped.ok:
+            raise ExecError(f"stopping the web UI failed with {stopped.describe()}")
+        ctx.event("Normal", "WebUIStopped", "web UI stopped")
+    status.web_ui = WebUIState.STOPPED
+    ctx.cond(WEBUI_READY, True, "Stopped", "web UI not requested")
+    env.webui_checked.pop(ctx.key, None)
