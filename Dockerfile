@@ -11,13 +11,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml ./
 COPY operator/session_operator/ operator/session_operator/
-# The venv gets no pip of its own (the builder's installs into it), bytecode is
-# compiled here because the root filesystem is read-only at run time, and the
-# kubernetes client's unused asyncio half (about 70 MB with bytecode) is dropped.
+# The venv gets no pip of its own (the builder's installs into it), and bytecode
+# is compiled here because the root filesystem is read-only at run time.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv --without-pip /opt/venv \
  && python -m pip --python /opt/venv/bin/python install --compile /wheels/*.whl \
- && rm -rf /opt/venv/lib/python3.11/site-packages/kubernetes/aio \
  && /opt/venv/bin/python -c "import session_operator.__main__"
 
 FROM ${PYTHON_IMAGE}

@@ -642,9 +642,10 @@ def image_venv() -> Iterator[Path]:
         run(str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venv))
         (wheel,) = wheels.glob("*.whl")
         run(pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--compile", str(wheel))
-        # As the Dockerfile does: the unused asyncio client goes.
+        # The operator's only client is kubernetes-asyncio: the official one is not installed.
         for site in venv.glob("lib/python3*/site-packages"):
-            shutil.rmtree(site / "kubernetes" / "aio")
+            assert (site / "kubernetes_asyncio").is_dir()
+            assert not (site / "kubernetes").exists()
         assert not (venv / "bin" / "pip").exists()
         yield venv
     finally:

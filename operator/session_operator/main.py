@@ -1,0 +1,141 @@
+"""The operator's entry: parse settings, configure kopf, run it (wiring only).
+
+Everything that touches the cluster happens in kopf's start-up handler, on its
+event loop, never at import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from . import FINALIZER, handlers  # noqa: F401  (importing registers the handlers)
+from .app import App
+from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
+from .settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("session_operator")
+
+
+class NoDiffBase(kopf.DiffBaseStorage):  # type: ignore[misc]
+    """Keep no diff base: the operator reacts to generations, not to field diffs.
+
+    kopf's default stores the last handled spec in an annotation, which costs a
+    write at creation and on every spec change, and a deep copy of the object on
+    every watch event; nothing here needs either. Deletion is still detected
+    from deletionTimestamp, and daemons do not depend on diffs.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return {}
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
+def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
+    """Our names under rdev.io, server-side filters, peering for HA."""
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
+    kopf_settings.persistence.diffbase_storage = NoDiffBase()
+    kopf_settings.execution.max_workers = settings.workers
+    # Server-side filters: watch only project pods and our own Services.
+    kopf_settings.watching.label_selectors[_core("pods")] = PROJECT_LABEL
+    kopf_settings.watching.label_selectors[_core("services")] = f"{MANAGED_BY_LABEL}={MANAGER}"
+    kopf_settings.peering.clusterwide = True
+    kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
+    kopf_settings.peering.stealth = True
+    kopf_settings.posting.level = logging.WARNING
+
+
+def _core(plural: str) -> Callable[[Any], bool]:
+    return lambda res: bool(res.group == "" and res.plural == plural)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas before any worker thread starts.
+
+    Each thread that allocates otherwise gets an arena of its own (up to eight
+    per core), and freed memory stays fragmented across them: with a pool of
+    reconcile threads that is most of the operator's idle RSS. Same effect as
+    MALLOC_ARENA_MAX; a no-op where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    limit_malloc_arenas()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    kopf.configure(
+        verbose=settings.log_level == "DEBUG",
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # kopf logs every watch-event handler call as "succeeded" at INFO: noise
+        # that costs CPU at scale. Warnings and errors still show.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    priority = settings.priority or _age_priority()
+
+    @kopf.on.startup()
+    async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        configure_kopf(operator_settings, settings)
+        app = await App.create(operator_settings, priority if operator_settings.peering else None)
+        memo.app = app
+        await app.start(operator_settings.namespaces, operator_settings.peering)
+
+    @kopf.on.cleanup()
+    async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
+        app = getattr(memo, "app", None)
+        if app is not None:
+            await app.stop()
+
+    @kopf.on.login()
+    async def _login(**kwargs: Any) -> Any:
+        # kopf's own credentials, without importing a client library for them.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    operator_settings = settings
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    log.info(
+        "starting: namespaces=%s peering=%s priority=%d",
+        ",".join(settings.namespaces) or "*",
+        settings.peering or "standalone",
+        priority,
+    )
+    liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        standalone=not settings.peering,
+        peering_name=settings.peering or None,
+        priority=priority,
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(),
+    )
+    return 0
+
+
+def _age_priority() -> int:
+    """Older instances rank higher, so a newcomer never takes over a working one."""
+    return (4_000_000_000 - int(time.time())) * 1000 + random.randrange(1000)  # noqa: S311
