@@ -65,13 +65,15 @@ def parse_ts(text: str | None) -> datetime | None:
 
 
 class Halt(Exception):
-    """A step cannot go on: wait (for others) or stall (for a person), with a reason."""
+    """A step cannot go on: wait (for others) or stall (for a person), with a reason.
 
-    def __init__(self, reason: str, message: str, retry_s: float | None = None):
+    What follows (phase, conditions, Event, re-check) comes from ``reasons.py``.
+    """
+
+    def __init__(self, reason: str, message: str):
         super().__init__(message)
         self.reason = reason
         self.message = message
-        self.retry_s = retry_s
 
 
 @dataclass

@@ -23,7 +23,7 @@ from .context import Ctx, Env, Halt, draft_status, flush, iso, post_events
 from .execresult import ExecError
 from .models import TERMINAL_PHASES, SessionSpec
 from .queue import WorkQueue
-from .reasons import ACTIVE, EXEC_FAILED, INVALID_SPEC, PROGRESS_DEADLINE
+from .reasons import ACTIVE, EXEC_FAILED, INVALID_SPEC, PROGRESS_DEADLINE, lookup
 from .steps import checkout, ending, preview, project, webui, workspace
 from .store import Key, key_of, slim_session
 
@@ -56,13 +56,14 @@ def new_ctx(body: Body, spec: SessionSpec, now: datetime) -> Ctx:
     )
 
 
-def apply_halt(ctx: Ctx, halt: Halt) -> None:
+def apply_halt(ctx: Ctx, halt: Halt, recheck_s: float) -> None:
     """Record why the steps stopped; waiting on others or a person is not slow provisioning."""
     if halt.reason != PROGRESS_DEADLINE:
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
     ctx.summary(halt.reason, halt.message)
-    ctx.due_in(halt.retry_s)
+    if lookup(halt.reason).recheck:
+        ctx.due_in(recheck_s)
 
 
 class Controller:
@@ -126,14 +127,14 @@ class Controller:
         try:
             await self._provision(ctx)
         except Halt as halt:
-            apply_halt(ctx, halt)
+            apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
         except ExecError as exc:
             failed = True
             ctx.summary(EXEC_FAILED, str(exc))
             try:
                 checkout.check_progress_deadline(ctx, self.env)
             except Halt as halt:
-                apply_halt(ctx, halt)
+                apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
         ctx.due_in(ending.expires_in_s(ctx))
         await flush(ctx, self.env)
         requeue = min(ctx.deadlines) if ctx.deadlines else None

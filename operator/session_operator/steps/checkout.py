@@ -52,10 +52,6 @@ async def ensure_checkout(ctx: Ctx, env: Env) -> None:
     await _checkout(ctx, env, start)
 
 
-def _recheck(env: Env) -> float:
-    return env.settings.stalled_recheck_interval.total_seconds()
-
-
 def _busy_message(ctx: Ctx, owner: str) -> str:
     return f"project {ctx.spec.project} is in use by session {owner}; waiting for it to end"
 
@@ -82,14 +78,11 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
     async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
         checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
     if checked.found == Found.BRANCH_MISSING:
-        raise Halt(
-            BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally", _recheck(env)
-        )
+        raise Halt(BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
     if checked.found == Found.FROM_MISSING:
         raise Halt(
             BRANCH_NOT_FOUND,
             f"fromRef {checked.from_ref or ctx.spec.from_ref} does not exist",
-            _recheck(env),
         )
     if checked.found == Found.FAILED:
         raise ExecError(checked.detail)
@@ -105,7 +98,6 @@ def check_progress_deadline(ctx: Ctx, env: Env) -> None:
         raise Halt(
             PROGRESS_DEADLINE,
             f"still provisioning after the progress deadline; stuck at step: {step}",
-            _recheck(env),
         )
 
 
@@ -134,19 +126,16 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         raise Halt(
             CHECKOUT_EXISTS,
             f"{target.path} already holds a worktree of branch {done.holds}",
-            _recheck(env),
         )
     if done.placed == Placed.PATH_TAKEN:
         raise Halt(
             CHECKOUT_EXISTS,
             f"{target.path} already exists and is not a worktree of branch {branch}",
-            _recheck(env),
         )
     if done.placed == Placed.BRANCH_ELSEWHERE:
         raise Halt(
             CHECKOUT_EXISTS,
             f"branch {branch} is already checked out in another worktree",
-            _recheck(env),
         )
     if done.placed == Placed.FAILED:
         raise ExecError(done.detail)
