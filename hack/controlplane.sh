@@ -189,7 +189,7 @@ up() {
       --kwok-controller-binary "$BIN_DIR/kwok" \
       --kube-authorization=true \
       --kube-admission=true \
-      --enable-crds Exec,ClusterExec >&2
+      --enable-crds Exec,ClusterExec,PortForward,ClusterPortForward >&2
   fi
   kwokctl_ get kubeconfig >"$CLUSTER_DIR/kubeconfig"
   wait_ready
@@ -207,10 +207,41 @@ YAML
   log "cluster up in $((SECONDS - start))s; kubeconfig: $CLUSTER_DIR/kubeconfig"
 }
 
+# Processes started for this cluster carry its work folder in their arguments.
+cluster_pids() {
+  pgrep -f -- "$KWOK_WORKDIR/" || true
+}
+
+# TERM whatever kwokctl left running, then KILL what outlives the bound, so no
+# component survives the removal of its state.
+stop_leftovers() {
+  local pids i
+  pids="$(cluster_pids)"
+  [[ -n "$pids" ]] || return 0
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  for i in $(seq 1 "${RDEV_DOWN_GRACE_TICKS:-20}"); do
+    pids="$(cluster_pids)"
+    [[ -n "$pids" ]] || return 0
+    sleep 0.5
+  done
+  log "killing processes that outlived SIGTERM: $(echo $pids)"
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+  for i in $(seq 1 20); do
+    [[ -n "$(cluster_pids)" ]] || return 0
+    sleep 0.5
+  done
+  log "processes still running after SIGKILL: $(echo "$(cluster_pids)")"
+  return 1
+}
+
 down() {
-  if [[ -x "$BIN_DIR/kwokctl" ]]; then
-    kwokctl_ delete cluster --kubeconfig "$CLUSTER_DIR/kubeconfig" >&2 2>/dev/null || true
+  if [[ -x "$BIN_DIR/kwokctl" && -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]]; then
+    timeout 120 env KWOK_WORKDIR="$KWOK_WORKDIR" "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" \
+      delete cluster --kubeconfig "$CLUSTER_DIR/kubeconfig" >&2 2>/dev/null || true
   fi
+  stop_leftovers
   rm -rf "$CLUSTER_DIR"
 }
 

@@ -217,4 +217,4 @@ def fresh_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
         )
         yield env, str(tmp_path / "cluster" / "kubeconfig")
     finally:
-        subprocess.run(["bash", script, "down"], env=env, check=False, timeout=120)
+        subprocess.run(["bash", script, "down"], env=env, check=False, timeout=240)

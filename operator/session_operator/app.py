@@ -241,3 +241,15 @@ class App:
 
         for phase in PHASES:
             metrics.SESSIONS.labels(phase=phase).set_function(counter(phase))
+
+        def expiring() -> float:
+            return float(
+                sum(
+                    1
+                    for body in self.store.sessions.values()
+                    if (body.get("status") or {}).get("expiresSoon")
+                )
+            )
+
+        metrics.SESSIONS_EXPIRING_SOON.set_function(expiring)
+        metrics.ACTIVE.set_function(lambda: 1.0 if self.gate.open.is_set() else 0.0)

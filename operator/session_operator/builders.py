@@ -11,6 +11,7 @@ from typing import Any
 from . import GROUP, KIND, VERSION
 
 PROJECT_LABEL = "rdev.io/project"
+CREATED_BY_ANNOTATION = "rdev.io/created-by"
 SESSION_LABEL = "rdev.io/session"
 FEATURE_LABEL = "rdev.io/feature"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

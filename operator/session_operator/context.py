@@ -102,6 +102,8 @@ class Ctx:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     deadlines: list[float] = field(default_factory=list)
     wrote: bool = False  # a status write happened in this reconcile
+    fresh_checkout: bool = False  # the worktree was placed in this reconcile
+    activity_judged: bool = False  # a workspace reading compared with an earlier one
 
     @property
     def namespace(self) -> str:
@@ -228,6 +230,8 @@ class Env:
     # When each running web UI was last checked (loop time); lost on restart on purpose:
     # a resumed operator trusts the status and checks on schedule.
     webui_checked: dict[Key, float] = field(default_factory=dict)
+    # The last activity fingerprint read from each worktree (see steps/workspace.py).
+    activity: dict[Key, str] = field(default_factory=dict)
 
     async def run(self, ctx: Ctx, argv: list[str], step: str) -> ExecResult:
         target = ctx.target
@@ -236,6 +240,7 @@ class Env:
 
     def forget(self, key: Key) -> None:
         self.webui_checked.pop(key, None)
+        self.activity.pop(key, None)
 
 
 def _ready_reason(status: Body) -> str | None:

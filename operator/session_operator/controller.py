@@ -19,12 +19,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import metrics
+from .builders import CREATED_BY_ANNOTATION
 from .context import Ctx, Env, Halt, draft_status, flush, iso, post_events
 from .execresult import ExecError
 from .models import TERMINAL_PHASES, SessionSpec
 from .queue import WorkQueue
-from .reasons import ACTIVE, EXEC_FAILED, INVALID_SPEC, PROGRESS_DEADLINE, lookup
-from .steps import checkout, ending, preview, project, webui, workspace
+from .reasons import ACTIVE, EXEC_FAILED, IDLE_TIMEOUT, INVALID_SPEC, PROGRESS_DEADLINE, lookup
+from .steps import checkout, ending, preview, project, warnings, webui, workspace
 from .store import Key, key_of, slim_session
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ class Controller:
         ctx = new_ctx(body, spec, now)
         ctx.status.expires_at = iso(ending.created_at(ctx) + spec.expires_after)
         ctx.status.observed_generation = ctx.generation
+        annotations = body["metadata"].get("annotations") or {}
+        ctx.status.created_by = annotations.get(CREATED_BY_ANNOTATION) or None
         if ctx.status.phase in TERMINAL_PHASES:
             return Result(wrote_status=await flush(ctx, self.env))
         reason = ending.end_reason(ctx)
@@ -126,6 +129,10 @@ class Controller:
         failed = False
         try:
             await self._provision(ctx)
+            if workspace.idle_now(ctx):
+                await ending.end_session(ctx, self.env, IDLE_TIMEOUT)
+                await flush(ctx, self.env)
+                return Result(wrote_status=ctx.wrote)
         except Halt as halt:
             apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
         except ExecError as exc:
@@ -136,6 +143,7 @@ class Controller:
             except Halt as halt:
                 apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
         ctx.due_in(ending.expires_in_s(ctx))
+        warnings.warn_before_stop(ctx, self.env)
         await flush(ctx, self.env)
         requeue = min(ctx.deadlines) if ctx.deadlines else None
         return Result(requeue_after=requeue, failed=failed, wrote_status=ctx.wrote)

@@ -57,6 +57,17 @@ def cel_string(text: str) -> str:
 _EXPIRES = cel_string(EXPIRES_IN_RE)
 _NAME = cel_string(DNS1035_LABEL_RE)
 
+# Go's duration() fails with a type-conversion error (CEL's internals in the
+# message) when a value overflows int64 nanoseconds. Numbers within these digit
+# bounds never overflow together within the field's 32 characters, and any
+# number beyond them is over 30 days anyway, so the rules below call duration()
+# and int() only inside this guard and refuse the rest as "at most 30 days".
+_BOUNDED = cel_string(
+    r"^(0*[0-9]{1,5}d|(0*[0-9]{1,5}(\.[0-9]+)?h|0*[0-9]{1,7}(\.[0-9]+)?m"
+    r"|0*[0-9]{1,8}(\.[0-9]+)?s|0*[0-9]{1,11}(\.[0-9]+)?ms"
+    r"|0*[0-9]{1,14}(\.[0-9]+)?(us|µs)|0*[0-9]{1,17}(\.[0-9]+)?ns)+)$"
+)
+
 EXPIRES_IN_RULES = [
     {
         "rule": f"self.matches({_EXPIRES})",
@@ -66,15 +77,15 @@ EXPIRES_IN_RULES = [
     },
     {
         "rule": (
-            f"!self.matches({_EXPIRES}) || (self.endsWith('d')"
+            f"!self.matches({_EXPIRES}) || (self.matches({_BOUNDED}) && (self.endsWith('d')"
             " ? int(self.substring(0, self.size() - 1)) <= 30"
-            " : duration(self) <= duration('720h'))"
+            " : duration(self) <= duration('720h')))"
         ),
         "message": "expiresIn must be at most 30 days (30d or 720h)",
     },
     {
         "rule": (
-            f"!self.matches({_EXPIRES}) || (self.endsWith('d')"
+            f"!self.matches({_EXPIRES}) || !self.matches({_BOUNDED}) || (self.endsWith('d')"
             " ? int(self.substring(0, self.size() - 1)) > 0"
             " : duration(self) > duration('0s'))"
         ),
@@ -92,6 +103,9 @@ ROOT_RULES = [
             f" starting with a letter) of at most {MAX_SESSION_NAME} characters,"
             " so that <name>-preview is a valid Service name"
         ),
+        # Reported against the field, not the root ("<nil>: Invalid value: ...").
+        "fieldPath": ".metadata.name",
+        "reason": "FieldValueInvalid",
     }
 ]
 
@@ -145,6 +159,10 @@ def _schema(model: type[Any]) -> dict[str, Any]:
 def spec_schema() -> dict[str, Any]:
     schema = _schema(SessionSpec)
     schema["properties"]["expiresIn"]["x-kubernetes-validations"] = EXPIRES_IN_RULES
+    schema["properties"]["idleTimeout"]["x-kubernetes-validations"] = [
+        {**rule, "message": rule["message"].replace("expiresIn", "idleTimeout")}
+        for rule in EXPIRES_IN_RULES
+    ]
     schema["x-kubernetes-validations"] = SPEC_RULES
     checkin = schema["properties"]["checkin"]
     checkin.pop("description", None)
@@ -174,6 +192,7 @@ def render() -> dict[str, Any]:
         ("Web UI", ".status.webUI"),
         ("Preview", ".status.previewURL"),
         ("Expires", ".status.expiresAt"),
+        ("Owner", ".status.createdBy"),
     ]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -218,7 +237,10 @@ def render() -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "metadata": {
+                                    "type": "object",
+                                    "properties": {"name": {"type": "string"}},
+                                },
                                 "spec": spec,
                                 "status": status,
                             },

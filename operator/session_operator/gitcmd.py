@@ -77,9 +77,18 @@ repo="$1"; branch="$2"; new="$3"; from="$4"
     + r"""
 git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit 10
 if [ "$new" != "new" ]; then
-  resolve "$branch" >/dev/null || exit 20
-  echo "start="
-  exit 0
+  # Only a branch will do: a tag or a commit would be checked out detached.
+  for r in "refs/remotes/origin/$branch" "refs/heads/$branch"; do
+    if git -C "$repo" show-ref --verify --quiet "$r"; then echo "start="; exit 0; fi
+  done
+  if git -C "$repo" show-ref --verify --quiet "refs/tags/$branch"; then
+    echo "named=tag"; exit 22
+  fi
+  if git -C "$repo" rev-parse --verify --quiet --end-of-options "$branch^{commit}" >/dev/null
+  then
+    echo "named=commit"; exit 22
+  fi
+  exit 20
 fi
 if [ -z "$from" ]; then
   from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
@@ -144,16 +153,28 @@ CHANGES_SCRIPT = r"""
 git -c core.pager=cat -C "$1" status --porcelain=v1 -z --untracked-files=all || exit 10
 printf '\n--rdev--\n'
 git -C "$1" rev-list --count HEAD --not --remotes || exit 11
+printf '%s\n' '--rdev-activity--'
+# A fingerprint of everything that counts as activity: HEAD and branch, the
+# status, size and time of every changed or untracked file, the web UI's log.
+{
+  git -C "$1" rev-parse HEAD 2>/dev/null
+  git -C "$1" symbolic-ref -q HEAD 2>/dev/null
+  git -c core.pager=cat -C "$1" status --porcelain=v1 -z --untracked-files=all 2>/dev/null
+  ( cd "$1" && git ls-files -z -m -o --exclude-standard \
+      | xargs -0 -r stat -c '%n %Y %s' ) 2>/dev/null
+  [ -z "${2:-}" ] || stat -c '%s %Y' "$2/webui.log" 2>/dev/null
+} | cksum
 """
 
 
-def changes(path: str) -> Argv:
-    """The workspace state: ``status -z`` output, a marker, the unpushed commit count."""
-    return ["sh", "-c", CHANGES_SCRIPT, "sh", path]
+def changes(path: str, run_dir: str = "") -> Argv:
+    """The workspace state: ``status -z`` output, the unpushed commit count, an activity mark."""
+    return ["sh", "-c", CHANGES_SCRIPT, "sh", path, run_dir]
 
 
 def parse_changes(stdout: str) -> tuple[int, int, int]:
     """(uncommitted files, untracked files, unpushed commits) from the changes output."""
+    stdout = stdout.partition("--rdev-activity--\n")[0]
     status_part, _, count_part = stdout.partition("\n--rdev--\n")
     counts = parse_status(status_part)
     try:
@@ -191,6 +212,7 @@ def parse_fields(stdout: str) -> dict[str, str]:
 class Found(StrEnum):
     OK = "ok"
     BRANCH_MISSING = "branch-missing"
+    NOT_A_BRANCH = "not-a-branch"  # a tag or a commit: ``named`` says which
     FROM_MISSING = "from-missing"
     FAILED = "failed"
 
@@ -200,6 +222,7 @@ class Precheck:
     found: Found
     start: str | None = None  # the ref a new branch starts from
     from_ref: str | None = None  # the start as named (the default branch when unset)
+    named: str = ""  # what a name that is not a branch names: tag or commit
     detail: str = ""
 
 
@@ -209,6 +232,8 @@ def read_precheck(result: ExecResult) -> Precheck:
         return Precheck(Found.BRANCH_MISSING)
     if result.returncode == 21:
         return Precheck(Found.FROM_MISSING, from_ref=fields.get("from"))
+    if result.returncode == 22:
+        return Precheck(Found.NOT_A_BRANCH, named=fields.get("named", "commit"))
     if not result.ok:
         step = "git fetch" if result.returncode == 10 else "the branch check"
         return Precheck(Found.FAILED, detail=f"{step} failed with {result.describe()}")
@@ -283,6 +308,46 @@ def read_remove(result: ExecResult) -> Remove:
     return Remove(Removal.REMOVED, changes)
 
 
-def read_changes(result: ExecResult) -> tuple[int, int, int] | None:
-    """(uncommitted, untracked, unpushed), or None when the state could not be read."""
-    return parse_changes(result.stdout) if result.ok else None
+@dataclass(frozen=True)
+class Workspace:
+    counts: tuple[int, int, int]  # uncommitted, untracked, unpushed
+    activity: str  # changes whenever anything that counts as activity happened
+
+
+def read_changes(result: ExecResult) -> Workspace | None:
+    """The workspace state, or None when it could not be read."""
+    if not result.ok:
+        return None
+    activity = result.stdout.partition("--rdev-activity--\n")[2].strip()
+    return Workspace(parse_changes(result.stdout), activity)
+
+
+PUSH_SCRIPT = r"""
+set -u
+path="$1"; branch="$2"
+commit="$(git -C "$path" rev-parse --verify HEAD)" || exit 60
+echo "commit=$commit"
+# Commits only: uncommitted changes stay in the worktree. The refspec starts with
+# HEAD, so no value can become an option.
+git -c core.pager=cat -C "$path" push --quiet origin "HEAD:refs/heads/$branch" </dev/null || exit 61
+echo "pushed=yes"
+"""
+
+
+def push(path: str, branch: str) -> Argv:
+    """Push the worktree's branch (its commits) to origin for review."""
+    return ["sh", "-c", PUSH_SCRIPT, "sh", path, branch]
+
+
+@dataclass(frozen=True)
+class Push:
+    pushed: bool
+    commit: str | None
+    detail: str = ""
+
+
+def read_push(result: ExecResult) -> Push:
+    fields = parse_fields(result.stdout)
+    if result.ok and fields.get("pushed") == "yes":
+        return Push(True, fields.get("commit"))
+    return Push(False, fields.get("commit"), detail=f"git push failed with {result.describe()}")

@@ -21,3 +21,11 @@ EXEC_TOTAL = Counter(
     "rdev_exec_total", "Execs into project pods, by step and outcome.", ["step", "outcome"]
 )
 WEBUI_RESTARTS = Counter("rdev_webui_restarts_total", "Web UIs found dead and started again.")
+SESSIONS_EXPIRING_SOON = Gauge(
+    "rdev_sessions_expiring_soon",
+    "Live Sessions within RDEV_EXPIRY_WARNING of their expiry or idle stop.",
+)
+ACTIVE = Gauge(
+    "rdev_active",
+    "1 while this replica acts on Sessions (standalone, or chosen by kopf peering), else 0.",
+)

@@ -115,6 +115,16 @@ class SessionSpec(BaseModel):
             " 1h30m) or whole days (7d); at most 30 days. Change it to extend or shorten."
         ),
     )
+    idle_timeout: str | None = Field(
+        default=None,
+        alias="idleTimeout",
+        max_length=32,
+        description=(
+            "End the session (phase Expired, reason IdleTimeout) after this long without"
+            " activity: no change in the worktree (files, commits, branch) and no output"
+            " from the web UI. Same syntax and limit as expiresIn. Absent: no idle stop."
+        ),
+    )
     web_ui: bool = Field(
         default=False,
         alias="webUI",
@@ -144,15 +154,18 @@ class SessionSpec(BaseModel):
                 raise ValueError("not a valid git branch name: " + "; ".join(problems))
         return value
 
-    @field_validator("expires_in")
+    @field_validator("expires_in", "idle_timeout")
     @classmethod
-    def _valid_expiry(cls, value: str) -> str:
+    def _valid_expiry(cls, value: str | None, info: Any) -> str | None:
+        if value is None:
+            return value
+        name = "expiresIn" if info.field_name == "expires_in" else "idleTimeout"
         # Nanoseconds, as the API server's CEL duration() counts them.
         ns = duration_ns(value)
         if ns > MAX_EXPIRES_IN_NS:
-            raise ValueError("expiresIn must be at most 30 days (30d or 720h)")
+            raise ValueError(f"{name} must be at most 30 days (30d or 720h)")
         if ns <= 0:
-            raise ValueError("expiresIn must be longer than zero")
+            raise ValueError(f"{name} must be longer than zero")
         return value
 
     @model_validator(mode="after")
@@ -166,6 +179,10 @@ class SessionSpec(BaseModel):
     @property
     def expires_after(self) -> timedelta:
         return parse_duration(self.expires_in)
+
+    @property
+    def idle_after(self) -> timedelta | None:
+        return parse_duration(self.idle_timeout) if self.idle_timeout else None
 
     @property
     def wanted_branch(self) -> str:
@@ -220,6 +237,15 @@ class Review(BaseModel):
     auto_merge: bool = Field(
         alias="autoMerge", description="The review should merge automatically once approved."
     )
+    pushed: bool | None = Field(
+        default=None,
+        description=(
+            "The session's branch (its commits, never uncommitted changes) was pushed to the"
+            " repository's origin at checkin; false when the push failed (see the Events)."
+        ),
+    )
+    commit: str | None = Field(default=None, description="The commit pushed for review.")
+    branch: str | None = Field(default=None, description="The branch pushed for review.")
 
 
 class Changes(BaseModel):
@@ -282,6 +308,27 @@ class SessionStatus(BaseModel):
     )
     ended_at: str | None = Field(
         default=None, alias="endedAt", description="When the session ended."
+    )
+    last_activity_at: str | None = Field(
+        default=None,
+        alias="lastActivityAt",
+        description=(
+            "When activity was last seen: a change in the worktree or web UI output,"
+            " measured with the workspace state; the idle timeout counts from here."
+        ),
+    )
+    expires_soon: bool | None = Field(
+        default=None,
+        alias="expiresSoon",
+        description=(
+            "True from RDEV_EXPIRY_WARNING before expiresAt or the idle deadline until"
+            " the deadline moves away (an ExpiringSoon Warning Event is posted once)."
+        ),
+    )
+    created_by: str | None = Field(
+        default=None,
+        alias="createdBy",
+        description="Who created the Session (the rdev.io/created-by annotation).",
     )
     review: Review | None = Field(default=None, description="Set at checkin unless skipReview.")
     provisioning_since: str | None = Field(

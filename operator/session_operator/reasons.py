@@ -35,6 +35,7 @@ class Reason:
 PROJECT_NOT_FOUND = "ProjectNotFound"
 PROJECT_NOT_RUNNING = "ProjectNotRunning"
 PROJECT_BUSY = "ProjectBusy"
+CONTAINER_NOT_FOUND = "ContainerNotFound"
 BRANCH_NOT_FOUND = "BranchNotFound"
 BRANCH_PROTECTED = "BranchProtected"
 CHECKOUT_EXISTS = "CheckoutExists"
@@ -46,12 +47,14 @@ ACTIVE = "Active"
 ENDING = "Ending"
 CHECKED_IN = "CheckedIn"
 EXPIRED = "Expired"
+IDLE_TIMEOUT = "IdleTimeout"
 DELETED = "Deleted"
 
 _TABLE = (
     Reason(PROJECT_NOT_FOUND, Phase.PENDING, Mode.RECONCILING, "Warning"),
     Reason(PROJECT_NOT_RUNNING, Phase.PENDING, Mode.RECONCILING, "Warning"),
     Reason(PROJECT_BUSY, Phase.PENDING, Mode.RECONCILING, "Normal"),
+    Reason(CONTAINER_NOT_FOUND, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
     Reason(BRANCH_NOT_FOUND, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
     Reason(BRANCH_PROTECTED, Phase.FAILED, Mode.STALLED, "Warning"),
     Reason(CHECKOUT_EXISTS, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
@@ -63,6 +66,7 @@ _TABLE = (
     Reason(ENDING, Phase.ENDING, Mode.RECONCILING, "Warning"),
     Reason(CHECKED_IN, Phase.ENDED, Mode.ENDED, "Normal"),
     Reason(EXPIRED, Phase.EXPIRED, Mode.ENDED, "Normal"),
+    Reason(IDLE_TIMEOUT, Phase.EXPIRED, Mode.ENDED, "Normal"),
     Reason(DELETED, Phase.ENDED, Mode.ENDED, "Normal"),
 )
 REASONS: dict[str, Reason] = {r.name: r for r in _TABLE}
@@ -71,6 +75,7 @@ REASONS: dict[str, Reason] = {r.name: r for r in _TABLE}
 END_MESSAGES = {
     CHECKED_IN: "checked in; the worktree and branch are kept",
     EXPIRED: "expired; the worktree and branch are kept",
+    IDLE_TIMEOUT: "idle for longer than idleTimeout; the worktree and branch are kept",
     DELETED: "deleted; the session was ended",
 }
 

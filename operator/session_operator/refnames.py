@@ -18,6 +18,19 @@ MAX_REF_LENGTH = 200
 _FORBIDDEN_CHARS_RE = r"[\x00-\x20\x7f~^:?*\[\\]"
 
 
+# Names git resolves before any branch: a branch so named would be shadowed by them.
+PSEUDO_REFS = (
+    "FETCH_HEAD",
+    "ORIG_HEAD",
+    "MERGE_HEAD",
+    "CHERRY_PICK_HEAD",
+    "REVERT_HEAD",
+    "REBASE_HEAD",
+    "BISECT_HEAD",
+    "AUTO_MERGE",
+)
+
+
 @dataclass(frozen=True)
 class RefRule:
     cel: str
@@ -55,6 +68,16 @@ REF_RULES: tuple[RefRule, ...] = (
         cel="!self.startsWith('/') && !self.startsWith('.') && !self.contains('/.')",
         message="no path component may start with '.', and it must not start with '/'",
         ok=lambda s: not s.startswith(("/", ".")) and "/." not in s,
+    ),
+    RefRule(
+        cel="self != 'HEAD'",
+        message="must not be HEAD, which names the current commit, not a branch",
+        ok=lambda s: s != "HEAD",
+    ),
+    RefRule(
+        cel="!(self in " + repr(list(PSEUDO_REFS)).replace('"', "'") + ")",
+        message="must not be one of git's own refs (" + ", ".join(PSEUDO_REFS) + ")",
+        ok=lambda s: s not in PSEUDO_REFS,
     ),
     RefRule(
         cel="!self.endsWith('.lock') && !self.contains('.lock/')",

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     priority: int = 0  # 0: derived from start time, so the oldest instance keeps acting
     peering_lifetime: timedelta = timedelta(seconds=20)
     delete_retries: int = Field(default=6, ge=1)
+    expiry_warning: timedelta = timedelta(minutes=15)
+    push_on_checkin: bool = True
 
     @field_validator(
         "changes_interval",
@@ -61,6 +63,7 @@ class Settings(BaseSettings):
         "retry_interval",
         "exec_timeout",
         "peering_lifetime",
+        "expiry_warning",
         mode="before",
     )
     @classmethod

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import uuid
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from kubehelpers import create_project_pod, git, gone, session_manifest, wait_for
+from kubehelpers import ROOT, create_project_pod, git, gone, session_manifest, wait_for
 
 PINNED = "v1.36.1"
 
@@ -78,3 +82,59 @@ def test_garbage_collector_removes_orphans(api, namespace):
         timeout=60,
         what="garbage collection of the child",
     )
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "--", marker], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_down_stops_every_process_the_cluster_started(tmp_path):
+    """`down` ends every component, SIGKILLs one that ignores SIGTERM, then removes the state."""
+    cluster_dir = tmp_path / "cluster"
+    env = {
+        **os.environ,
+        "RDEV_CLUSTER_NAME": f"down{uuid.uuid4().hex[:4]}",
+        "RDEV_CLUSTER_DIR": str(cluster_dir),
+        "RDEV_DOWN_GRACE_TICKS": "4",
+    }
+    script = str(ROOT / "hack" / "controlplane.sh")
+    marker = f"{cluster_dir / 'kwok'}/"
+    stubborn = None
+    try:
+        subprocess.run(
+            ["bash", script, "up"], env=env, check=True, timeout=300, capture_output=True
+        )
+        started = _processes_mentioning(marker)
+        assert len(started) >= 4, started  # etcd, apiserver, controller-manager, kwok, ...
+        # A component stuck in shutdown: ignores SIGTERM, lives under the cluster's folder.
+        stubborn = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import signal, sys, time\n"
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print('ready', flush=True)\n"
+                "time.sleep(600)\n",
+                marker + "stuck",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert stubborn.stdout is not None
+        assert stubborn.stdout.readline().strip() == "ready"
+
+        down = subprocess.run(
+            ["bash", script, "down"], env=env, timeout=240, capture_output=True, text=True
+        )
+
+        assert down.returncode == 0, down.stderr
+        assert "outlived SIGTERM" in down.stderr
+        assert stubborn.wait(timeout=10) == -signal.SIGKILL
+        assert _processes_mentioning(marker) == []
+        assert not cluster_dir.exists()
+    finally:
+        if stubborn is not None and stubborn.poll() is None:
+            stubborn.kill()
+            stubborn.wait(timeout=10)
+        subprocess.run(["bash", script, "down"], env=env, check=False, timeout=240)

@@ -55,6 +55,17 @@ SPACES = "must not contain spaces, control characters or any of ~ ^ : ? * [ \\"
         ({"expiresIn": "-1h", "branch": "a"}, "expiresIn must be a Go duration such as 90m"),
         ({"expiresIn": "abc", "branch": "a"}, "expiresIn must be a Go duration such as 90m"),
         ({"previewPort": 0, "branch": "a"}, "should be greater than or equal to 1"),
+        # Values that overflow Go's durations get the rule's message, not CEL's internals.
+        ({"expiresIn": "99999999999999999999h", "branch": "a"}, "at most 30 days"),
+        ({"expiresIn": "9999999999h", "branch": "a"}, "at most 30 days"),
+        ({"expiresIn": "99999999999999999999d", "branch": "a"}, "at most 30 days"),
+        ({"expiresIn": "9999999999999999999ns", "branch": "a"}, "at most 30 days"),
+        ({"idleTimeout": "99999999999999999999h", "branch": "a"}, "idleTimeout must be at most"),
+        ({"idleTimeout": "0s", "branch": "a"}, "idleTimeout must be longer than zero"),
+        ({"idleTimeout": "soon", "branch": "a"}, "idleTimeout must be a Go duration"),
+        ({"branch": "HEAD"}, "must not be HEAD"),
+        ({"newBranch": "HEAD"}, "must not be HEAD"),
+        ({"newBranch": "ORIG_HEAD"}, "must not be one of git's own refs"),
         ({"previewPort": 70000, "branch": "a"}, "should be less than or equal to 65535"),
     ],
 )
@@ -152,3 +163,32 @@ def test_checkin_is_one_way(api, namespace) -> None:
     assert one_way in patch_refused(api, namespace, "s", {"checkin": {"autoMerge": True}})
     # Re-applying the same value is no change, so it is allowed.
     patch(api, namespace, "s", {"checkin": {"skipReview": False}})
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"expiresIn": "99999999999999999999h", "branch": "a"},
+        {"expiresIn": "9999999999999999999999d", "branch": "a"},
+        {"idleTimeout": "99999999999999999999m", "branch": "a"},
+    ],
+)
+def test_no_message_shows_cel_internals(api, namespace, spec: dict[str, Any]) -> None:
+    message = create_refused(api, namespace, session_manifest("s", "shop", **spec))
+    for internal in ("type conversion", "google.protobuf", "evaluating rule", "<nil>"):
+        assert internal not in message
+
+
+def test_name_rule_names_the_field(api, namespace) -> None:
+    message = create_refused(api, namespace, session_manifest("9-lives", "shop", branch="a"))
+    assert "<nil>" not in message
+    assert "metadata.name: Invalid value" in message
+    assert "DNS-1035 label" in message
+
+
+@pytest.mark.parametrize(
+    "value", ["720h", "000001h", "30d", "1h30m", "0.5h", "2592000s", "43200m", "99999s"]
+)
+def test_bounded_durations_still_accepted(api, namespace, value: str) -> None:
+    body = session_manifest("s", "shop", branch="a", expiresIn=value, idleTimeout=value)
+    create_session(api, namespace, body)

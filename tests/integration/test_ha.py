@@ -103,6 +103,14 @@ def reporters(api: client.ApiClient, namespace: str, session: str) -> set[str]:
     }
 
 
+def acting(op: Any) -> float:
+    """The replica's own answer to "am I the one acting?" (the rdev_active gauge)."""
+    for line in op.metrics().splitlines():
+        if line.startswith("rdev_active "):
+            return float(line.split()[1])
+    raise AssertionError("rdev_active not exported")
+
+
 def test_standby_takes_over_after_the_active_replica_is_killed(
     peering, api, namespace, repo, operator_factory
 ):
@@ -143,6 +151,8 @@ def test_standby_takes_over_after_the_active_replica_is_killed(
     wait_for(lambda: reporters(api, namespace, "ha1") == {"op-a"}, timeout=30, what="ha1 events")
     assert handled(active, "ha1")
     assert not handled(standby, "ha1")
+    assert acting(active) == 1.0
+    assert acting(standby) == 0.0
 
     active.kill(signal.SIGKILL)
     killed_at = time.monotonic()
@@ -155,6 +165,7 @@ def test_standby_takes_over_after_the_active_replica_is_killed(
     assert "Resuming operations" in messages(standby)
     wait_for(lambda: reporters(api, namespace, "ha2") == {"op-b"}, timeout=30, what="ha2 events")
     assert handled(standby, "ha2")
+    assert acting(standby) == 1.0
 
     # The survivor also serves the Sessions the dead replica had started.
     patch_session(api, namespace, "ha1", {"checkin": {"skipReview": True}})

@@ -85,7 +85,15 @@ def test_checkin_ends_session_and_keeps_work(api, namespace, repo, operator):
     patch_session(api, namespace, "s3", {"checkin": {"autoMerge": True}})
     s = wait_phase(api, namespace, "s3", "Ended")
     status = s["status"]
-    assert status["review"] == {"requested": True, "autoMerge": True}
+    head = git("rev-parse", "HEAD", cwd=path)
+    # The branch's commits go to origin for review; the uncommitted file stays behind.
+    assert status["review"] == {
+        "requested": True,
+        "autoMerge": True,
+        "pushed": True,
+        "commit": head,
+        "branch": "topic/keep",
+    }
     assert status["endedAt"]
     assert status["changes"]["untrackedFiles"] == 1
     assert (path / "work.txt").read_text() == "uncommitted\n"

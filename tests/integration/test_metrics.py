@@ -106,3 +106,4 @@ def test_metrics_after_a_session_lifecycle(api, namespace, repo, operator):
 
     restarts = get_session(api, namespace, "m1")["status"]["webUIRestarts"]
     assert value(found, "rdev_webui_restarts_total") == restarts >= 1
+    assert value(found, "rdev_active") == 1.0  # standalone: always the acting replica

@@ -413,8 +413,9 @@ async def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
     assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled"]
     assert ("Warning", PROJECT_NOT_FOUND) in [(k, r) for k, r, _ in kube.events]
     assert execs.calls == []
-    # Woken at expiry at the latest (the pod watch wakes it sooner).
-    assert first.requeue_after == pytest.approx(timedelta(hours=23, minutes=59).total_seconds())
+    # Woken when the expiry warning is due at the latest (the pod watch wakes it sooner).
+    warn_at = timedelta(hours=23, minutes=59) - Settings().expiry_warning
+    assert first.requeue_after == pytest.approx(warn_at.total_seconds())
 
     # The same inputs again, later: nothing to write, no new event.
     clock.now += timedelta(minutes=5)

@@ -79,6 +79,7 @@ def test_printer_columns() -> None:
         "Web UI",
         "Preview",
         "Expires",
+        "Owner",
         "Age",
     ]
     by_name = {c["name"]: c for c in columns}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from session_operator import gitcmd
+from session_operator.execresult import ExecResult
 
 # Names git accepts (so the API server does too) that a shell or git would act on.
 EVIL = [
@@ -223,3 +224,77 @@ def test_checkout_refused_elsewhere() -> None:
     assert gitcmd.checkout_refused_elsewhere("fatal: 'main' is already checked out at '/repo'")
     assert gitcmd.checkout_refused_elsewhere("fatal: 'main' is already used by worktree at '/repo'")
     assert not gitcmd.checkout_refused_elsewhere("fatal: '/p' already exists")
+
+
+def test_precheck_refuses_a_tag_given_as_branch(repo: dict[str, Path]) -> None:
+    git(repo["repo"], "tag", "v1.0", "origin/feature")
+    out = run(gitcmd.precheck(str(repo["repo"]), "v1.0", False, None), repo["base"])
+    checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
+    assert checked.found == gitcmd.Found.NOT_A_BRANCH and checked.named == "tag"
+
+
+def test_precheck_refuses_a_commit_given_as_branch(repo: dict[str, Path]) -> None:
+    sha = git(repo["repo"], "rev-parse", "origin/feature")
+    for name in (sha, sha[:12], "origin/HEAD"):
+        out = run(gitcmd.precheck(str(repo["repo"]), name, False, None), repo["base"])
+        checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
+        assert checked.found == gitcmd.Found.NOT_A_BRANCH, name
+        assert checked.named == "commit"
+
+
+def test_a_tag_may_start_a_new_branch(repo: dict[str, Path]) -> None:
+    git(repo["repo"], "tag", "v1.0", "origin/feature")
+    out = run(gitcmd.precheck(str(repo["repo"]), "topic/x", True, "v1.0"), repo["base"])
+    assert out.returncode == 0, out.stderr
+    assert gitcmd.parse_fields(out.stdout)["start"] == "refs/tags/v1.0"
+
+
+def test_failures_say_the_exit_code_and_the_last_lines(tmp_path: Path) -> None:
+    out = run(gitcmd.precheck(str(tmp_path / "none"), "feature", False, None), tmp_path)
+    checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
+    assert checked.found == gitcmd.Found.FAILED
+    assert checked.detail.startswith("git fetch failed with exit code 10: ")
+    assert "fatal" in checked.detail or "No such file" in checked.detail
+    assert ExecResult(3, "", "").describe() == "exit code 3"
+
+
+def test_push_sends_commits_only(repo: dict[str, Path]) -> None:
+    path = repo["sessions"] / "s"
+    run(
+        gitcmd.checkout(str(repo["repo"]), str(path), "topic/p", "refs/remotes/origin/main"),
+        repo["base"],
+    )
+    (path / "done.txt").write_text("x\n")
+    git(path, "add", "done.txt")
+    git(path, *ENV, "commit", "-q", "-m", "done")
+    (path / "draft.txt").write_text("not committed\n")
+    out = run(gitcmd.push(str(path), "topic/p"), repo["base"])
+    pushed = gitcmd.read_push(ExecResult(out.returncode, out.stdout, out.stderr))
+    assert pushed.pushed and pushed.commit == git(path, "rev-parse", "HEAD")
+    origin = repo["base"] / "origin.git"
+    assert git(origin, "rev-parse", "refs/heads/topic/p") == pushed.commit
+    assert (path / "draft.txt").exists()
+
+
+def test_activity_mark_changes_with_any_activity(repo: dict[str, Path]) -> None:
+    path = repo["sessions"] / "s"
+    run(gitcmd.checkout(str(repo["repo"]), str(path), "feature", None), repo["base"])
+    run_dir = repo["sessions"] / ".rdev" / "s"
+    run_dir.mkdir(parents=True)
+
+    def mark() -> str:
+        out = run(gitcmd.changes(str(path), str(run_dir)), repo["base"])
+        workspace = gitcmd.read_changes(ExecResult(out.returncode, out.stdout, out.stderr))
+        assert workspace is not None
+        return workspace.activity
+
+    first = mark()
+    assert first and mark() == first  # nothing happened: the same mark
+    (path / "a.txt").write_text("1\n")
+    second = mark()
+    assert second != first
+    (path / "a.txt").write_text("22\n")  # already untracked, changed again
+    third = mark()
+    assert third != second
+    (run_dir / "webui.log").write_text("GET /\n")  # web UI output
+    assert mark() != third

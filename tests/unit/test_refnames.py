@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from session_operator.refnames import MAX_REF_LENGTH, REF_RULES, ref_name_problems
+from session_operator.refnames import MAX_REF_LENGTH, PSEUDO_REFS, REF_RULES, ref_name_problems
 
 VALID = [
     "main",
@@ -55,6 +55,10 @@ INVALID = [
     ".a",
     "a/.b",
     "$(touch /tmp/pwn)",
+    "HEAD",
+    "FETCH_HEAD",
+    "ORIG_HEAD",
+    "MERGE_HEAD",
     "a" * (MAX_REF_LENGTH + 1),
 ]
 
@@ -97,7 +101,8 @@ def test_each_rule_has_cel_and_message() -> None:
 
 
 # `git check-ref-format --branch @` expands "@" to HEAD; as a branch name it is refused.
-STRICTER_THAN_GIT = {"@"}
+# git's own refs pass check-ref-format, but a branch so named is shadowed by them.
+STRICTER_THAN_GIT = {"@", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD"}
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
@@ -119,3 +124,10 @@ def test_agrees_with_git_check_ref_format(tmp_path: Path) -> None:
             assert git_ok, f"we accept {name!r} but git does not"
         elif len(name) <= MAX_REF_LENGTH and name and name not in STRICTER_THAN_GIT:
             assert not git_ok, f"git accepts {name!r} but we refuse it"
+
+
+def test_git_own_refs_are_refused_with_their_reason() -> None:
+    assert ref_name_problems("ORIG_HEAD") == [
+        "must not be one of git's own refs (" + ", ".join(PSEUDO_REFS) + ")"
+    ]
+    assert ref_name_problems("feature/ORIG_HEAD") == []

@@ -79,6 +79,12 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
         checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
     if checked.found == Found.BRANCH_MISSING:
         raise Halt(BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
+    if checked.found == Found.NOT_A_BRANCH:
+        raise Halt(
+            BRANCH_NOT_FOUND,
+            f"{branch} names a {checked.named}, not a branch; a session checks out a branch"
+            f" (to start one there, use newBranch with fromRef: {branch})",
+        )
     if checked.found == Found.FROM_MISSING:
         raise Halt(
             BRANCH_NOT_FOUND,
@@ -148,6 +154,8 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
     status.branch = branch
     status.checkout_path = target.path
     status.commit = done.commit
+    status.last_activity_at = status.last_activity_at or ctx.stamp
+    ctx.fresh_checkout = True
     ctx.cond(CHECKOUT_READY, True, "CheckedOut", f"branch {branch} is checked out")
 
 

@@ -70,11 +70,13 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
     ctx.target = _last_target(ctx, env)
     if ctx.target is not None:
         try:
-            counts = gitcmd.read_changes(
+            workspace = gitcmd.read_changes(
                 await env.run(ctx, gitcmd.changes(ctx.target.path), "changes")
             )
-            if counts is not None:
-                record_changes(ctx, counts)
+            if workspace is not None:
+                record_changes(ctx, workspace.counts)
+            if reason == CHECKED_IN:
+                await push_for_review(ctx, env)
             if web_ui_up:
                 await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
         except ExecError as exc:
@@ -82,9 +84,12 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
                 raise
     await remove_preview(ctx, env)
     await _unlabel_pod(ctx, env)
-    checkin = ctx.spec.checkin
-    if reason == CHECKED_IN and checkin is not None and not checkin.skip_review:
-        status.review = Review(requested=True, auto_merge=checkin.auto_merge)
+    if reason == CHECKED_IN and review_requested(ctx):
+        checkin = ctx.spec.checkin
+        assert checkin is not None
+        review = status.review or Review(requested=True, auto_merge=checkin.auto_merge)
+        status.review = review.model_copy(update={"requested": True})
+    status.expires_soon = None
     status.web_ui = WebUIState.STOPPED if status.web_ui is not None else None
     status.service_name = None
     status.service_port = None
@@ -98,6 +103,42 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
     if status.condition(WEBUI_READY) is not None:
         ctx.cond(WEBUI_READY, False, reason, "the web UI was stopped")
     env.webui_checked.pop(ctx.key, None)
+
+
+def review_requested(ctx: Ctx) -> bool:
+    checkin = ctx.spec.checkin
+    return checkin is not None and not checkin.skip_review
+
+
+async def push_for_review(ctx: Ctx, env: Env) -> None:
+    """Push the branch's commits to origin so a reviewer can see them (once).
+
+    A failed push ends the session all the same: ``review.pushed`` is false, a
+    Warning says git's reason, and the worktree keeps everything.
+    """
+    status = ctx.status
+    if not env.settings.push_on_checkin or not review_requested(ctx) or not status.branch:
+        return
+    if status.review is not None and status.review.pushed is not None:
+        return  # decided by an earlier attempt
+    assert ctx.target is not None and ctx.spec.checkin is not None
+    argv = gitcmd.push(ctx.target.path, status.branch)
+    pushed = gitcmd.read_push(await env.run(ctx, argv, "push"))
+    status.review = Review(
+        requested=True,
+        auto_merge=ctx.spec.checkin.auto_merge,
+        pushed=pushed.pushed,
+        commit=pushed.commit,
+        branch=status.branch,
+    )
+    if pushed.pushed:
+        ctx.event("Normal", "BranchPushed", f"branch {status.branch} pushed to origin for review")
+    else:
+        ctx.event(
+            "Warning",
+            "PushFailed",
+            f"branch {status.branch} was not pushed for review: {pushed.detail}",
+        )
 
 
 async def _unlabel_pod(ctx: Ctx, env: Env) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import builders
 from ..context import Ctx, Env, Halt, PodTarget
-from ..reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from ..reasons import CONTAINER_NOT_FOUND, PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 from ..turns import choose_pod
 
 
@@ -22,7 +22,13 @@ def choose_target(ctx: Ctx, env: Env) -> None:
     name = pod["metadata"]["name"]
     container = builders.pick_container(pod, ctx.spec.container)
     if container is None:
-        raise Halt(PROJECT_NOT_RUNNING, f"pod {name} has no container {ctx.spec.container}")
+        names = ", ".join(
+            c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []
+        )
+        raise Halt(
+            CONTAINER_NOT_FOUND,
+            f"pod {name} has no container {ctx.spec.container} (it has: {names or 'none'})",
+        )
     repo, root = builders.pod_paths(pod, env.settings.repo_path, env.settings.worktree_root)
     ctx.target = PodTarget(
         pod=pod,

@@ -1,35 +1,81 @@
-"""The workspace state (``status.changes``): what is at stake in the worktree."""
+"""The workspace state (``status.changes``) and activity (``status.lastActivityAt``).
+
+One exec reads both: what is at stake in the worktree, and a fingerprint of
+everything that counts as activity (worktree changes, commits, branch moves, web
+UI output). The fingerprint is kept in memory: after a restart the first reading
+only sets the baseline, so a restart never counts as activity.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .. import gitcmd
 from ..context import Ctx, Env, parse_ts
 from .checkout import record_changes
 
 
+def idle_deadline(ctx: Ctx) -> datetime | None:
+    idle_after = ctx.spec.idle_after
+    last = parse_ts(ctx.status.last_activity_at)
+    if idle_after is None or last is None:
+        return None
+    return last + idle_after
+
+
 def changes_due_in(ctx: Ctx, env: Env) -> float:
-    """Seconds until the state should be refreshed (0: now)."""
+    """Seconds until the state should be read again (0: now): periodically, and at the
+    idle deadline itself, so an idle session stops on time and a busy one does not."""
     changes = ctx.status.changes
     checked = parse_ts(changes.checked_at) if changes else None
     if checked is None:
         return 0.0
-    due = checked + env.settings.changes_interval - ctx.now
-    return max(due / timedelta(seconds=1), 0.0)
+    due = checked + env.settings.changes_interval
+    deadline = idle_deadline(ctx)
+    if deadline is not None and deadline > checked:
+        due = min(due, deadline)
+    return max((due - ctx.now) / timedelta(seconds=1), 0.0)
+
+
+JUDGE_AGAIN_S = 60.0  # after a reading that only set the baseline
 
 
 async def refresh_changes(ctx: Ctx, env: Env) -> None:
-    """Refresh when due, and wake for the next refresh."""
+    """Read the state when due, and wake for the next reading.
+
+    A session with an idle timeout takes its baseline right after its checkout,
+    so the first reading at the deadline can tell activity from silence.
+    """
+    baseline_now = ctx.fresh_checkout and ctx.spec.idle_after is not None
+    if changes_due_in(ctx, env) <= 0 or baseline_now:
+        await read_changes(ctx, env)
     due = changes_due_in(ctx, env)
     if due <= 0:
-        await read_changes(ctx, env)
-        due = env.settings.changes_interval.total_seconds()  # also after a failed read
+        # The read failed, or it was only a baseline: look again soon, not in a hot loop.
+        due = min(env.settings.changes_interval.total_seconds(), JUDGE_AGAIN_S)
     ctx.due_in(due)
 
 
-async def read_changes(ctx: Ctx, env: Env) -> None:
-    assert ctx.target is not None
-    counts = gitcmd.read_changes(await env.run(ctx, gitcmd.changes(ctx.target.path), "changes"))
-    if counts is not None:
-        record_changes(ctx, counts)
+async def read_changes(ctx: Ctx, env: Env) -> gitcmd.Workspace | None:
+    target = ctx.target
+    assert target is not None
+    argv = gitcmd.changes(target.path, target.run_dir)
+    workspace = gitcmd.read_changes(await env.run(ctx, argv, "changes"))
+    if workspace is None:
+        return None
+    record_changes(ctx, workspace.counts)
+    previous = env.activity.get(ctx.key)
+    env.activity[ctx.key] = workspace.activity
+    ctx.activity_judged = previous is not None
+    if ctx.status.last_activity_at is None or (
+        previous is not None and previous != workspace.activity
+    ):
+        ctx.status.last_activity_at = ctx.stamp
+    return workspace
+
+
+def idle_now(ctx: Ctx) -> bool:
+    """Idle for idleTimeout, judged by a reading in this reconcile, at or after the
+    deadline, compared with an earlier one (a baseline alone proves nothing)."""
+    deadline = idle_deadline(ctx)
+    return deadline is not None and ctx.activity_judged and ctx.now >= deadline
