@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: setup controlplane cluster cluster-down test unit test-cluster lint fmt typecheck crd run bench bench-quick clean
+.PHONY: setup controlplane monitoring-crds cluster cluster-down test unit test-cluster lint fmt typecheck crd run bench bench-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,10 +16,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 ## setup: Python environment and the control-plane binaries (built once, cached)
-setup: $(VENV)/.installed controlplane
+setup: $(VENV)/.installed controlplane monitoring-crds
 
 controlplane:
 	bash hack/controlplane.sh install >/dev/null
+
+# The Prometheus Operator's CRDs, from its Go module at a pinned version (monitoring tests)
+monitoring-crds:
+	bash hack/monitoring-crds.sh download >/dev/null
 
 ## cluster: start the local control plane; kubeconfig in .cluster/kubeconfig
 cluster: controlplane
