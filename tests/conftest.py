@@ -144,7 +144,11 @@ class OperatorProcess:
             except OSError:
                 return False
 
-        wait_for(healthy, timeout=60, interval=0.2, what="operator liveness endpoint")
+        try:
+            wait_for(healthy, timeout=60, interval=0.2, what="operator liveness endpoint")
+        except BaseException:
+            self.stop()  # never leave a half-started operator behind
+            raise
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -19,7 +19,7 @@ from . import metrics
 from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 from .context import Env
 from .controller import Controller
-from .kube import Kube, load_kube_config
+from .kube import Kube, KubeError, load_kube_config
 from .mappers import (
     map_pod,
     map_service_deleted,
@@ -35,6 +35,8 @@ from .store import Key, Store, key_of
 log = logging.getLogger("session_operator")
 Body = dict[str, Any]
 BACKOFF_CAP_S = 300.0
+# How long start-up keeps retrying LISTs the API server answers with 429 or 5xx.
+START_PATIENCE_S = 60.0
 PHASES = ("Pending", "Provisioning", "Active", "Ending", "Ended", "Expired", "Failed")
 
 
@@ -113,9 +115,23 @@ class App:
         Priming before any reconcile means a resumed Session sees its pod, its
         Service and its project's queue, and decides it needs nothing.
         """
-        if peering and not await self.kube.ensure_cluster_peering(peering):
-            log.warning("the kopf peering CRDs are not installed; waiting for them")
-        counts = await self.prime(namespaces)
+        delay = 0.5
+        deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
+        while True:
+            try:
+                if peering and not await self.kube.ensure_cluster_peering(peering):
+                    log.warning("the kopf peering CRDs are not installed; waiting for them")
+                counts = await self.prime(namespaces)
+                break
+            except KubeError as exc:
+                # An API server that restarts or re-initialises a CRD's storage answers
+                # 429/5xx for a moment: retry here rather than wait for kopf's 60 s
+                # activity backoff. Both calls are idempotent.
+                if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                log.warning("start-up listing failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
         log.info("caches primed: %s", counts)
         self.tasks.append(asyncio.create_task(self._work()))
         if self.gate.priority is not None and peering:

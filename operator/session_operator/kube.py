@@ -42,6 +42,11 @@ class KubeError(Exception):
         super().__init__(f"{status}: {text[:300]}")
         self.status = status
 
+    @property
+    def transient(self) -> bool:
+        """No answer, throttled, or a server error: worth trying again shortly."""
+        return self.status in (0, 429) or self.status >= 500
+
 
 async def load_kube_config() -> client.Configuration:
     """In-cluster identity, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""

@@ -1,0 +1,236 @@
+"""Tables and descriptions of Sessions (pure: objects and a clock in, text out)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from .timing import human, idle_deadline, parse_time, time_left
+
+LIST_COLUMNS = (
+    "NAME",
+    "PROJECT",
+    "BRANCH",
+    "PHASE",
+    "WEB UI",
+    "EXPIRES IN",
+    "IDLE STOP IN",
+    "AGE",
+)
+_ENDED = frozenset({"Ended", "Expired"})
+
+
+def _spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj.get("spec") or {})
+
+
+def _status(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj.get("status") or {})
+
+
+def expiry_left(obj: dict[str, Any], now: datetime) -> str:
+    """Time left to status.expiresAt; ``-`` once the session ended."""
+    status = _status(obj)
+    if status.get("phase") in _ENDED:
+        return "-"
+    return time_left(parse_time(status.get("expiresAt")), now)
+
+
+def idle_left(obj: dict[str, Any], now: datetime) -> str:
+    """Time left to the idle stop (lastActivityAt + idleTimeout); ``-`` without one."""
+    status = _status(obj)
+    if status.get("phase") in _ENDED:
+        return "-"
+    return time_left(
+        idle_deadline(status.get("lastActivityAt"), _spec(obj).get("idleTimeout")), now
+    )
+
+
+def list_row(obj: dict[str, Any], now: datetime) -> list[str]:
+    meta, spec, status = obj.get("metadata") or {}, _spec(obj), _status(obj)
+    created = parse_time(meta.get("creationTimestamp"))
+    return [
+        str(meta.get("name", "")),
+        str(spec.get("project", "")),
+        str(status.get("branch") or spec.get("branch") or spec.get("newBranch") or ""),
+        str(status.get("phase") or "Pending"),
+        str(status.get("webUI") or ("Requested" if spec.get("webUI") else "Stopped")),
+        expiry_left(obj, now),
+        idle_left(obj, now),
+        human(now - created) if created else "-",
+    ]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded like kubectl's: three spaces between, no trailing blanks."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = []
+    for row in (header, *rows):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def session_table(items: Sequence[dict[str, Any]], now: datetime) -> str:
+    return table(LIST_COLUMNS, [list_row(obj, now) for obj in items])
+
+
+def data(value: Any, fmt: str) -> str:
+    """``-o json`` / ``-o yaml`` output."""
+    if fmt == "json":
+        return json.dumps(value, indent=2, sort_keys=False)
+    return str(yaml.safe_dump(value, sort_keys=False, default_flow_style=False)).rstrip("\n")
+
+
+def as_list(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Sessions as kubectl prints a list: a ``v1`` List of the objects."""
+    return {"apiVersion": "v1", "kind": "List", "items": list(items)}
+
+
+def _ago(text: str | None, now: datetime) -> str:
+    when = parse_time(text)
+    return f"{text} ({human(now - when)} ago)" if when else "-"
+
+
+def _until(text: str | None, now: datetime) -> str:
+    when = parse_time(text)
+    if when is None:
+        return "-"
+    return f"{text} (in {human(when - now)})" if when > now else f"{text} (passed)"
+
+
+def event_time(event: dict[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or (event.get("series") or {}).get("lastObservedTime")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+def describe(
+    obj: dict[str, Any], events: Sequence[dict[str, Any]], now: datetime, max_events: int = 20
+) -> str:
+    meta, spec, status = obj.get("metadata") or {}, _spec(obj), _status(obj)
+    branch = spec.get("branch") or spec.get("newBranch") or ""
+    if spec.get("newBranch"):
+        branch += f" (new, from {spec.get('fromRef') or 'the default branch'})"
+    lines = [
+        f"Name:           {meta.get('name', '')}",
+        f"Namespace:      {meta.get('namespace', '')}",
+        f"Project:        {spec.get('project', '')}",
+        f"Branch:         {branch}",
+        f"Phase:          {status.get('phase') or 'Pending'}",
+        f"Created:        {_ago(meta.get('creationTimestamp'), now)}",
+    ]
+    if status.get("createdBy"):
+        lines.append(f"Created by:     {status['createdBy']}")
+    if status.get("podName"):
+        lines.append(f"Pod:            {status['podName']} (container {status.get('container')})")
+    if status.get("checkoutPath"):
+        commit = str(status.get("commit") or "")[:12]
+        lines.append(
+            f"Worktree:       {status['checkoutPath']}" + (f" at {commit}" if commit else "")
+        )
+    web = str(status.get("webUI") or "Stopped")
+    if status.get("webUIRestarts"):
+        web += f" (restarted {status['webUIRestarts']} times)"
+    lines.append(f"Web UI:         {web}" + ("" if spec.get("webUI") else " (not requested)"))
+    if status.get("previewURL"):
+        lines.append(
+            f"Preview:        {status['previewURL']}"
+            f" (Service {status.get('serviceName')}, port {status.get('servicePort')})"
+        )
+    else:
+        lines.append(f"Preview port:   {spec.get('previewPort', 8080)}")
+    lines.append(f"Expires in:     {spec.get('expiresIn', '24h')}")
+    lines.append(f"Expires at:     {_until(status.get('expiresAt'), now)}")
+    if spec.get("idleTimeout"):
+        idle = idle_deadline(status.get("lastActivityAt"), spec.get("idleTimeout"))
+        stop = _until(idle.strftime("%Y-%m-%dT%H:%M:%SZ"), now) if idle else "-"
+        lines.append(f"Idle timeout:   {spec['idleTimeout']} (idle stop at {stop})")
+    if status.get("lastActivityAt"):
+        lines.append(f"Last activity:  {_ago(status.get('lastActivityAt'), now)}")
+    if status.get("expiresSoon"):
+        lines.append("Expires soon:   yes")
+    if status.get("endedAt"):
+        lines.append(f"Ended:          {_ago(status.get('endedAt'), now)}")
+    checkin = spec.get("checkin")
+    if checkin is not None:
+        flags = [k for k in ("skipReview", "autoMerge") if checkin.get(k)]
+        lines.append("Checkin:        requested" + (f" ({', '.join(flags)})" if flags else ""))
+    review = status.get("review")
+    if review:
+        parts = ["requested" if review.get("requested") else "not requested"]
+        if review.get("autoMerge"):
+            parts.append("auto-merge")
+        if review.get("pushed") is not None:
+            parts.append("pushed" if review.get("pushed") else "push failed")
+        if review.get("branch"):
+            parts.append(f"branch {review['branch']}")
+        if review.get("commit"):
+            parts.append(f"commit {str(review['commit'])[:12]}")
+        lines.append(f"Review:         {', '.join(parts)}")
+    changes = status.get("changes")
+    lines.append("Workspace changes:")
+    if changes:
+        lines.append(f"  Uncommitted files:  {changes.get('uncommittedFiles', 0)}")
+        lines.append(f"  Untracked files:    {changes.get('untrackedFiles', 0)}")
+        lines.append(f"  Unpushed commits:   {changes.get('unpushedCommits', 0)}")
+        lines.append(f"  Checked:            {_ago(changes.get('checkedAt'), now)}")
+    else:
+        lines.append("  (not measured yet)")
+    lines.append("Conditions:")
+    conditions = status.get("conditions") or []
+    if conditions:
+        rows = [
+            [
+                str(c.get("type", "")),
+                str(c.get("status", "")),
+                str(c.get("reason", "")),
+                _short_age(c.get("lastTransitionTime"), now),
+                str(c.get("message", "")),
+            ]
+            for c in conditions
+        ]
+        lines.extend(
+            "  " + line
+            for line in table(("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"), rows).splitlines()
+        )
+    else:
+        lines.append("  (none yet)")
+    lines.append("Events:")
+    recent = sorted(events, key=event_time)[-max_events:]
+    if recent:
+        rows = [
+            [
+                _short_age(event_time(e), now),
+                str(e.get("type", "")),
+                str(e.get("reason", "")),
+                str(e.get("count") or (e.get("series") or {}).get("count") or 1),
+                str(e.get("message", "")),
+            ]
+            for e in recent
+        ]
+        lines.extend(
+            "  " + line
+            for line in table(
+                ("LAST SEEN", "TYPE", "REASON", "COUNT", "MESSAGE"), rows
+            ).splitlines()
+        )
+    else:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def _short_age(text: str | None, now: datetime) -> str:
+    when = parse_time(text)
+    return human(now - when) if when else "-"

@@ -1,0 +1,341 @@
+"""``kubectl session``: every verb as a person runs it, against the real API server.
+
+The plugin runs as its installed console script in a subprocess with the
+test's kubeconfig. The project pod's exec runs in a real repository (kwok
+``Exec``) and its port 3001 is forwarded by kwok (``PortForward``) to the fake
+web UI's HTTP server, so ``open`` serves a real page through pods/portforward.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+
+from kubehelpers import (
+    ROOT,
+    create_project_pod,
+    create_session,
+    get_session,
+    session_manifest,
+    wait_for,
+)
+
+PLUGIN = Path(sys.executable).parent / "kubectl-session"
+FAKE_WEBUI = ROOT / "tests" / "fake_webui.py"
+
+
+def plugin(
+    kubeconfig: str, *args: str, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PLUGIN), *args],
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, f"{done.args}: rc={done.returncode} {done.stderr}"
+    return done.stdout
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def forward_port(api: client.ApiClient, namespace: str, pod: str, port: int, local: int) -> None:
+    """kwok serves the pod's ``port`` from ``127.0.0.1:local`` on this machine."""
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "kwok.x-k8s.io",
+        "v1alpha1",
+        namespace,
+        "portforwards",
+        {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "PortForward",
+            "metadata": {"name": pod, "namespace": namespace},
+            "spec": {
+                "forwards": [{"ports": [port], "target": {"port": local, "address": "127.0.0.1"}}]
+            },
+        },
+    )
+
+
+def get_page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def web_ui_page(url: str) -> str | None:
+    """The fake web UI's page, or None while the forward is not in place yet."""
+    try:
+        page = get_page(url)
+    except (OSError, http.client.HTTPException):
+        return None
+    return page if "fake web UI" in page else None
+
+
+class Opened:
+    """``kubectl session open`` in the background; its first stdout line is the URL."""
+
+    def __init__(self, kubeconfig: str, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(PLUGIN), "open", *args],
+            env={**os.environ, "KUBECONFIG": kubeconfig},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: list[str] = []
+        reader = threading.Thread(
+            target=lambda: lines.append(self.proc.stdout.readline() if self.proc.stdout else ""),
+            daemon=True,
+        )
+        reader.start()
+        reader.join(timeout=60)
+        assert lines and lines[0].strip(), f"no URL from open: {self.stop()}"
+        self.url = lines[0].strip()
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+        return self.proc.returncode, err
+
+
+def test_every_verb_through_the_api_server(api, kubeconfig, namespace, repo, operator_factory):
+    operator_factory(RDEV_WEBUI_COMMAND=f"{sys.executable} {FAKE_WEBUI} --serve")
+    pod = create_project_pod(api, namespace, "shop", repo)["metadata"]["name"]
+    ns = ["-n", namespace]
+
+    # create --wait: Ready when it returns; the spec carries every flag.
+    out = ok(
+        plugin(
+            kubeconfig,
+            "create",
+            "s1",
+            *ns,
+            "--project",
+            "shop",
+            "--new-branch",
+            "topic/one",
+            "--from",
+            "feature-a",
+            "--web-ui",
+            "--preview-port",
+            "9090",
+            "--expires-in",
+            "2h",
+            "--idle-timeout",
+            "90m",
+            "--wait",
+            "--timeout",
+            "90s",
+        )
+    )
+    assert "s1 created and Ready" in out
+    s1 = get_session(api, namespace, "s1")
+    assert s1["spec"] == {
+        "project": "shop", "newBranch": "topic/one", "fromRef": "feature-a", "webUI": True,
+        "previewPort": 9090, "expiresIn": "2h", "idleTimeout": "90m",
+    }  # fmt: skip
+    assert s1["status"]["phase"] == "Active"
+    worktree = s1["status"]["checkoutPath"]
+
+    # list: a table with the time left to expiry and to the idle stop, and data.
+    wait_for(
+        lambda: (get_session(api, namespace, "s1").get("status") or {}).get("lastActivityAt"),
+        timeout=60,
+        what="a first activity reading",
+    )
+    table = ok(plugin(kubeconfig, "list", *ns)).splitlines()
+    assert re.split(r"\s{3,}", table[0]) == [
+        "NAME", "PROJECT", "BRANCH", "PHASE", "WEB UI", "EXPIRES IN", "IDLE STOP IN", "AGE",
+    ]  # fmt: skip
+    row = re.split(r"\s{3,}", table[1])
+    assert row[:5] == ["s1", "shop", "topic/one", "Active", "Running"]
+    assert re.fullmatch(r"1h5\dm|2h", row[5]), row
+    assert re.fullmatch(r"1h[23]\dm|1h30m|1h", row[6]), row
+    listed = json.loads(ok(plugin(kubeconfig, "list", *ns, "-o", "json")))
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["s1"]
+    as_yaml = yaml.safe_load(ok(plugin(kubeconfig, "list", *ns, "-o", "yaml")))
+    assert as_yaml["items"][0]["status"]["phase"] == "Active"
+
+    # The namespace comes from the kubeconfig's context when -n is absent, as with kubectl;
+    # kubectl itself finds the plugin on PATH.
+    own = Path(repo["base"]) / "kubeconfig"
+    shutil.copy(kubeconfig, own)
+    subprocess.run(
+        ["kubectl", "--kubeconfig", str(own), "config", "set-context", "--current",
+         f"--namespace={namespace}"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    assert ok(plugin(str(own), "list")).splitlines()[1].startswith("s1 ")
+    via_kubectl = subprocess.run(
+        ["kubectl", "session", "list", "-o", "json"],
+        env={**os.environ, "KUBECONFIG": str(own), "PATH": f"{PLUGIN.parent}:{os.environ['PATH']}"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert json.loads(ok(via_kubectl))["items"][0]["metadata"]["name"] == "s1"
+
+    # describe: status, conditions, the Session's Events, workspace changes.
+    text = ok(plugin(kubeconfig, "describe", "s1", *ns))
+    assert re.search(r"^Phase:\s+Active$", text, re.M)
+    assert f"Pod:            {pod} (container dev)" in text
+    assert "Conditions:" in text and re.search(r"^\s+Ready\s+True\s+", text, re.M)
+    # One reconcile's Normal steps share one Event: look for what they say.
+    assert "checked out at" in text and "web UI started" in text
+    assert "Workspace changes:" in text and "Uncommitted files:" in text
+    described = json.loads(ok(plugin(kubeconfig, "describe", "s1", *ns, "-o", "json")))
+    assert described["session"]["metadata"]["name"] == "s1"
+    assert any("web UI started" in e["message"] for e in described["events"])
+
+    # exec: runs in the worktree, output and exit codes pass through, stdin with -i.
+    assert ok(plugin(kubeconfig, "exec", "s1", *ns, "--", "pwd", "-P")).strip() == str(
+        Path(worktree).resolve()
+    )
+    assert ok(plugin(kubeconfig, "exec", "s1", *ns, "--", "cat", "feature-a.txt")) == "feature-a\n"
+    failed = plugin(kubeconfig, "exec", "s1", *ns, "--", "sh", "-c", "echo oops >&2; exit 7")
+    assert failed.returncode == 7, failed
+    assert failed.stderr == "oops\n"
+    # kwok does not pass the end of stdin on (kubectl exec -i hangs there too): the command
+    # reads one line.
+    typed = plugin(kubeconfig, "exec", "s1", *ns, "-i", "--", "head", "-n", "1", stdin="hi\n")
+    assert ok(typed) == "hi\n"
+
+    # logs: the web UI's log, read through exec (the fake web UI may still be starting).
+    listening = wait_for(
+        lambda: re.search(
+            r"listening on 127\.0\.0\.1:(\d+)", ok(plugin(kubeconfig, "logs", "s1", *ns))
+        ),
+        timeout=30,
+        what="the fake web UI's listening line in its log",
+    )
+    log = ok(plugin(kubeconfig, "logs", "s1", *ns))
+    assert f"cwd={Path(worktree).resolve()}" in log or f"cwd={worktree}" in log
+    local = int(listening.group(1))
+
+    # open: a local port, every connection a pods/portforward stream to the pod's 3001.
+    forward_port(api, namespace, pod, 3001, local)
+    opened = Opened(kubeconfig, "s1", *ns, "--port-only")
+    try:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", opened.url)
+        # kwok picks PortForward objects up from a watch: retry until it serves.
+        page = wait_for(
+            lambda: web_ui_page(opened.url),
+            timeout=30,
+            what="the web UI's page through the port-forward",
+        )
+        assert str(Path(worktree).resolve()) in page or worktree in page
+        with ThreadPoolExecutor(8) as pool:
+            pages = list(pool.map(lambda _: get_page(opened.url + "/x"), range(16)))
+        assert all("fake web UI" in p for p in pages)
+    finally:
+        code, err = opened.stop()
+    assert code == 0, err
+
+    # extend: moves status.expiresAt; beyond 30 days it refuses and patches nothing.
+    before = parse_time(get_session(api, namespace, "s1")["status"]["expiresAt"])
+    out = ok(plugin(kubeconfig, "extend", "s1", *ns, "--by", "90m"))
+    assert "expiresIn 3h30m" in out
+    assert get_session(api, namespace, "s1")["spec"]["expiresIn"] == "3h30m"
+    wait_for(
+        lambda: (
+            parse_time(get_session(api, namespace, "s1")["status"]["expiresAt"])
+            == before + timedelta(minutes=90)
+        ),
+        timeout=30,
+        what="status.expiresAt moved by 90m",
+    )
+    refused = plugin(kubeconfig, "extend", "s1", *ns, "--by", "30d")
+    assert refused.returncode == 1
+    assert "30-day limit" in refused.stderr and "cannot extend session s1" in refused.stderr
+    assert get_session(api, namespace, "s1")["spec"]["expiresIn"] == "3h30m"
+
+    # wait: Ready now; Ended times out while the session is active.
+    ok(plugin(kubeconfig, "wait", "s1", *ns, "--for", "Ready", "--timeout", "30s"))
+    late = plugin(kubeconfig, "wait", "s1", *ns, "--for", "Ended", "--timeout", "1s")
+    assert late.returncode == 1 and "timed out after 1s" in late.stderr
+
+    # checkin --wait: the session ends as models say (phase Ended), review requested.
+    ended = json.loads(ok(plugin(kubeconfig, "checkin", "s1", *ns, "--wait", "-o", "json")))
+    assert ended["status"]["phase"] == "Ended"
+    assert ended["spec"]["checkin"] == {"skipReview": False, "autoMerge": False}
+    assert ended["status"]["review"]["requested"] is True
+    ok(plugin(kubeconfig, "wait", "s1", *ns, "--for", "Ended", "--timeout", "10s"))
+    again = plugin(kubeconfig, "checkin", "s1", *ns, "--skip-review")
+    assert again.returncode == 1 and "cannot be changed" in again.stderr
+
+
+def test_checkin_flags_and_wait_for_a_later_session(
+    api, kubeconfig, namespace, repo, operator_factory
+):
+    operator_factory()
+    create_project_pod(api, namespace, "shop", repo)
+    ns = ["-n", namespace]
+    ok(plugin(kubeconfig, "create", "s2", *ns, "--project", "shop", "--branch", "feature-b"))
+    ready = yaml.safe_load(
+        ok(plugin(kubeconfig, "wait", "s2", *ns, "--timeout", "90s", "-o", "yaml"))
+    )
+    assert ready["status"]["phase"] == "Active"
+    out = ok(plugin(kubeconfig, "checkin", "s2", *ns, "--skip-review", "--auto-merge"))
+    assert "checked in" in out
+    assert get_session(api, namespace, "s2")["spec"]["checkin"] == {
+        "skipReview": True,
+        "autoMerge": True,
+    }
+    ok(plugin(kubeconfig, "wait", "s2", *ns, "--for", "Ended", "--timeout", "60s"))
+    s2 = get_session(api, namespace, "s2")
+    assert s2["status"]["phase"] == "Ended"
+    assert "review" not in s2["status"]
+
+
+def test_clear_errors_and_exit_codes(api, kubeconfig, namespace):
+    ns = ["-n", namespace]
+    for verb in (
+        ["describe", "nope"],
+        ["exec", "nope", "--", "true"],
+        ["logs", "nope"],
+        ["open", "nope", "--port-only"],
+        ["checkin", "nope"],
+        ["extend", "nope", "--by", "1h"],
+        ["wait", "nope", "--timeout", "1s"],
+    ):
+        done = plugin(kubeconfig, verb[0], *ns, *verb[1:], timeout=60)
+        assert done.returncode == 1, (verb, done)
+        assert done.stderr.strip() == f"error: session nope not found in namespace {namespace}"
+
+    # No operator runs here: the Session stays without status.
+    create_session(api, namespace, session_manifest("idle", "shop", branch="feature-a"))
+    waited = plugin(kubeconfig, "wait", "idle", *ns, "--timeout", "2s")
+    assert waited.returncode == 1 and "timed out after 2s" in waited.stderr
+    no_pod = plugin(kubeconfig, "exec", "idle", *ns, "--", "true")
+    assert no_pod.returncode == 1 and "has no worktree in a pod yet" in no_pod.stderr
+    invalid = plugin(kubeconfig, "create", "bad", *ns, "--project", "shop", "--branch", "main..x")
+    assert invalid.returncode == 1 and "creating session bad" in invalid.stderr
+    usage = plugin(kubeconfig, "create", "x", *ns, "--project", "shop")
+    assert usage.returncode == 1 and "--branch" in usage.stderr
+    unknown = plugin(kubeconfig, "list", *ns, "--context", "no-such-context")
+    assert unknown.returncode == 1 and "kubeconfig" in unknown.stderr
