@@ -182,6 +182,8 @@ def test_rejected_push_ends_the_session_with_nothing_lost(api, namespace, repo, 
     review = s["status"]["review"]
     assert review["requested"] is True and review["pushed"] is False
     assert review["commit"] == head
+    # Events follow the status write: wait for it, bounded.
+    wait_for(lambda: _events(api, namespace, "s", "PushFailed"), timeout=30, what="PushFailed")
     (failed,) = _events(api, namespace, "s", "PushFailed")
     assert failed.type == "Warning"
     assert "pushes are closed today" in failed.message
