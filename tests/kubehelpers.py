@@ -299,3 +299,31 @@ def gone(read: Callable[..., Any], *args: Any) -> bool:
 
 def session_gone(api: client.ApiClient, namespace: str, name: str) -> bool:
     return gone(get_session, api, namespace, name)
+
+
+def kubectl_run(
+    kubeconfig: str,
+    *args: str | Path,
+    stdin: str | None = None,
+    check: bool = True,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """kubectl against the test cluster; a failure raises with its stderr unless check=False."""
+    out = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(map(str, args))}: {out.stderr.strip()}")
+    return out
+
+
+def kubectl(
+    kubeconfig: str, *args: str | Path, stdin: str | None = None, timeout: float = 180
+) -> str:
+    """kubectl's stdout; a failure raises with its stderr."""
+    return kubectl_run(kubeconfig, *args, stdin=stdin, timeout=timeout).stdout

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from kubehelpers import (
     VERSION,
     create_project_pod,
     get_session,
+    kubectl,
     session_gone,
     session_manifest,
     wait_condition,
@@ -49,20 +49,6 @@ ALLOWED = "alice"  # Role with resourceNames [webapp]
 DENIED = "bob"  # editor only
 ADMIN = ""  # the kubeconfig's own user, not impersonated
 CEL_INTERNALS = ("<nil>", "no such key", "evaluation", "expression", "CEL")
-
-
-def kubectl(kubeconfig: str, *args: str | Path, stdin: str | None = None) -> str:
-    out = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(map(str, args))}: {out.stderr.strip()}")
-    return out.stdout
 
 
 def docs(path: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from kubehelpers import (
     ROOT,
     create_project_pod,
     create_session,
+    kubectl,
     session_manifest,
     wait_condition,
     wait_for,
@@ -48,19 +48,6 @@ def docs(path: Path) -> list[dict[str, Any]]:
 def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     (found,) = [o for o in objects if o["kind"] == kind]
     return found
-
-
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 def apply(kubeconfig: str, objects: list[dict[str, Any]]) -> None:

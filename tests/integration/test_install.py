@@ -34,6 +34,7 @@ from kubehelpers import (
     create_session,
     events_for,
     get_session,
+    kubectl_run,
     patch_session,
     session_manifest,
     wait_condition,
@@ -75,22 +76,6 @@ OPERATOR_RULES: list[tuple[str, str, frozenset[str], str | None]] = [
     ("kopf.dev", "clusterkopfpeerings", frozenset({"patch"}), NAME),
 ]
 CLUSTER_SCOPED = {"customresourcedefinitions", "clusterkopfpeerings"}
-
-
-def kubectl(
-    kubeconfig: str, *args: str | Path, stdin: str | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if check and out.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(map(str, args))}: {out.stderr.strip()}")
-    return out
 
 
 def errors_of(stderr: str) -> list[str]:
@@ -154,20 +139,20 @@ def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def installed(api: client.ApiClient, kubeconfig: str) -> list[dict[str, Any]]:
     """Server-side dry run, then the real apply; both converge on re-runs."""
     # A reader binding left by an interrupted run would widen what the SA may do.
-    kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
+    kubectl_run(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
     allowed = first_install_errors(api)
-    dry = kubectl(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
+    dry = kubectl_run(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
     if dry.returncode != 0:
         assert_only(errors_of(dry.stderr), allowed)
 
-    kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)  # one pass, always
+    kubectl_run(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)  # one pass, always
 
     # Installed: the dry run is now clean, as is every further apply.
-    again = kubectl(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
+    again = kubectl_run(kubeconfig, "apply", "-k", MANIFESTS, "--dry-run=server", check=False)
     assert again.returncode == 0 and not errors_of(again.stderr), again.stderr
-    kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)
+    kubectl_run(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)
     for crd in ("sessions.rdev.io", PEERING_CRD, "kopfpeerings.kopf.dev"):
-        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}")
+        kubectl_run(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}")
     return rendered()
 
 
@@ -250,7 +235,7 @@ def test_pod_template_passes_restricted_pod_security(installed, api, kubeconfig)
         "metadata": {"name": name, "namespace": SYSTEM_NS, "labels": {"rdev-test": "pss"}},
         "spec": spec,
     }
-    created = kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps(pod))
+    created = kubectl_run(kubeconfig, "create", "-f", "-", stdin=json.dumps(pod))
     try:
         assert "PodSecurity" not in created.stderr, created.stderr
         core = client.CoreV1Api(api)
@@ -260,7 +245,7 @@ def test_pod_template_passes_restricted_pod_security(installed, api, kubeconfig)
             what="probe pod Running",
         )
     finally:
-        kubectl(
+        kubectl_run(
             kubeconfig, "delete", "pod", name, "-n", SYSTEM_NS, "--grace-period=0", "--wait=false"
         )
 
@@ -270,7 +255,7 @@ def test_pod_template_passes_restricted_pod_security(installed, api, kubeconfig)
     loose["spec"].pop("securityContext", None)
     for c in loose["spec"]["containers"]:
         c.pop("securityContext", None)
-    refused = kubectl(
+    refused = kubectl_run(
         kubeconfig, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(loose), check=False
     )
     assert refused.returncode != 0
@@ -288,7 +273,7 @@ def test_single_namespace_overlay(installed, kubeconfig):
     ]
     # Everything else is the base, unchanged.
     assert find(objects, "ClusterRole", NAME) == find(installed, "ClusterRole", NAME)
-    dry = kubectl(kubeconfig, "apply", "-k", SINGLE_NAMESPACE, "--dry-run=server", check=False)
+    dry = kubectl_run(kubeconfig, "apply", "-k", SINGLE_NAMESPACE, "--dry-run=server", check=False)
     assert dry.returncode == 0 and not errors_of(dry.stderr), dry.stderr
 
 
@@ -413,7 +398,7 @@ def test_edit_can_create_and_check_in_but_not_delete(installed, api, kubeconfig,
         )
 
     def can(user: str, verb: str, *extra: str) -> bool:
-        out = kubectl(
+        out = kubectl_run(
             kubeconfig,
             "auth",
             "can-i",
@@ -435,8 +420,8 @@ def test_edit_can_create_and_check_in_but_not_delete(installed, api, kubeconfig,
     session = session_manifest("alice-s", "shop", newBranch="topic/alice")
     session["metadata"]["namespace"] = namespace
     as_alice = ["-n", namespace, "--as=alice"]
-    kubectl(kubeconfig, "create", "-f", "-", *as_alice, stdin=json.dumps(session))
-    kubectl(
+    kubectl_run(kubeconfig, "create", "-f", "-", *as_alice, stdin=json.dumps(session))
+    kubectl_run(
         kubeconfig,
         "patch",
         "sessions.rdev.io",
@@ -450,17 +435,19 @@ def test_edit_can_create_and_check_in_but_not_delete(installed, api, kubeconfig,
         "autoMerge": True,
         "skipReview": False,
     }
-    refused = kubectl(kubeconfig, "delete", "sessions.rdev.io", "alice-s", *as_alice, check=False)
+    refused = kubectl_run(
+        kubeconfig, "delete", "sessions.rdev.io", "alice-s", *as_alice, check=False
+    )
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
     assert not can("alice", "patch", "--subresource=status")
     assert not can("alice", "delete")
 
     assert can("bob", "get") and can("bob", "watch")
     assert not can("bob", "create") and not can("bob", "patch")
-    bob = kubectl(kubeconfig, "get", "sessions.rdev.io", "alice-s", "-n", namespace, "--as=bob")
+    bob = kubectl_run(kubeconfig, "get", "sessions.rdev.io", "alice-s", "-n", namespace, "--as=bob")
     assert "alice-s" in bob.stdout
 
-    kubectl(kubeconfig, "delete", "sessions.rdev.io", "alice-s", "-n", namespace, "--as=carol")
+    kubectl_run(kubeconfig, "delete", "sessions.rdev.io", "alice-s", "-n", namespace, "--as=carol")
 
 
 # The operator with its ServiceAccount's identity -----------------------------------------
@@ -513,9 +500,9 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
     installed, api, kubeconfig, namespace, repo, tmp_path
 ):
     sa_config = str(service_account_kubeconfig(kubeconfig, tmp_path / "sa.kubeconfig"))
-    who = kubectl(sa_config, "auth", "whoami", "-o", "json")
+    who = kubectl_run(sa_config, "auth", "whoami", "-o", "json")
     assert json.loads(who.stdout)["status"]["userInfo"]["username"] == SA_USER
-    assert kubectl(sa_config, "get", "secrets", "-n", namespace, check=False).returncode != 0
+    assert kubectl_run(sa_config, "get", "secrets", "-n", namespace, check=False).returncode != 0
 
     operator = OperatorProcess(
         sa_config,
@@ -532,7 +519,7 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
     custom = client.CustomObjectsApi(api)
     # Limited to the test's namespace, the operator runs as the single-namespace
     # overlay installs it: the base rules plus reading Namespaces.
-    kubectl(kubeconfig, "apply", "--server-side", "-f", NAMESPACE_READER)
+    kubectl_run(kubeconfig, "apply", "--server-side", "-f", NAMESPACE_READER)
     try:
         operator.start()
         create_project_pod(api, namespace, "shop", repo)
@@ -595,7 +582,7 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
         assert {e.reporting_instance for e in ours} == {"sa-operator"}
     finally:
         operator.stop()
-        kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
+        kubectl_run(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
 
     log = operator.logs()
     refused = [
@@ -695,7 +682,7 @@ def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
         + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
         + " python -m session_operator"
     )
-    kubectl(kubeconfig, "apply", "--server-side", "-f", NAMESPACE_READER)
+    kubectl_run(kubeconfig, "apply", "--server-side", "-f", NAMESPACE_READER)
     log_path = tmp_path / "operator.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -739,7 +726,7 @@ def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        kubectl(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
+        kubectl_run(kubeconfig, "delete", "-f", NAMESPACE_READER, "--ignore-not-found")
     log = log_path.read_text(errors="replace")
     assert not re.search(
         r"Read-only file system|Permission denied|Traceback|\(403\)|Forbidden", log
@@ -758,7 +745,7 @@ def test_single_apply_installs_on_a_fresh_cluster(fresh_cluster, tmp_path):
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{PEERING_CRD}")
+    kubectl_run(kubeconfig, "wait", "--for=condition=Established", f"crd/{PEERING_CRD}")
     op = OperatorProcess(
         kubeconfig, "default", tmp_path / "op.log", RDEV_PEERING=NAME, RDEV_NAMESPACES=""
     ).start()

@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubehelpers import ROOT, wait_for
+from kubehelpers import ROOT, kubectl, wait_for
 
 COMPONENT = ROOT / "manifests" / "components" / "monitoring"
 CRDS_SCRIPT = ROOT / "hack" / "monitoring-crds.sh"
@@ -31,18 +31,6 @@ FIELD_MANAGER = "rdev-test-monitoring"
 METRIC = re.compile(r"\brdev_[a-zA-Z0-9_:]*")
 SUFFIXES = {"_bucket": ("histogram",), "_sum": ("histogram", "summary")}
 SUFFIXES["_count"] = SUFFIXES["_sum"]
-
-
-def kubectl(kubeconfig: str, *args: str, timeout: float = 120) -> str:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
