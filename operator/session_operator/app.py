@@ -220,6 +220,8 @@ class App:
     def observe_pod(self, event_type: str | None, body: Body) -> None:
         key = key_of(body)
         old = self.store.watched_pods.get(key)
+        cached = self.store.pods.get(key)
+        known = pod_state(cached) if cached is not None else None
         if event_type == "DELETED":
             self.store.pods.remove(key)
             self.store.watched_pods.pop(key, None)
@@ -228,7 +230,7 @@ class App:
             self.store.pods.put(body)
             new = pod_state(body)
             self.store.watched_pods[key] = new
-        for target in map_pod(key[0], old, new, self.store):
+        for target in map_pod(key[0], old, new, self.store, known):
             self.queue.add(target)
 
     def observe_service(self, event_type: str | None, body: Body) -> None:

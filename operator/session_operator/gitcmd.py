@@ -324,19 +324,27 @@ def read_changes(result: ExecResult) -> Workspace | None:
 
 PUSH_SCRIPT = r"""
 set -u
-path="$1"; branch="$2"
-commit="$(git -C "$path" rev-parse --verify HEAD)" || exit 60
-echo "commit=$commit"
-# Commits only: uncommitted changes stay in the worktree. The refspec starts with
-# HEAD, so no value can become an option.
-git -c core.pager=cat -C "$path" push --quiet origin "HEAD:refs/heads/$branch" </dev/null || exit 61
-echo "pushed=yes"
+path="$1"; branch="$3"
+if commit="$(git -C "$path" rev-parse --verify HEAD)"; then
+  echo "commit=$commit"
+  # Commits only: uncommitted changes stay in the worktree. The refspec starts
+  # with HEAD, so no value can become an option.
+  git -c core.pager=cat -C "$path" push --quiet origin "HEAD:refs/heads/$branch" </dev/null
+  echo "push_exit=$?"
+else
+  echo "push_exit=60"
+fi
+printf '%s\n' '--rdev-pushed--'
 """
 
 
-def push(path: str, branch: str) -> Argv:
-    """Push the worktree's branch (its commits) to origin for review."""
-    return ["sh", "-c", PUSH_SCRIPT, "sh", path, branch]
+def push_and_changes(path: str, run_dir: str, branch: str) -> Argv:
+    """Push the branch's commits to origin for review, then read the workspace state.
+
+    One exec at checkin instead of two; the state is read after the push, so
+    ``unpushedCommits`` says what the push left behind.
+    """
+    return ["sh", "-c", PUSH_SCRIPT + CHANGES_SCRIPT, "sh", path, run_dir, branch]
 
 
 @dataclass(frozen=True)
@@ -346,8 +354,15 @@ class Push:
     detail: str = ""
 
 
-def read_push(result: ExecResult) -> Push:
-    fields = parse_fields(result.stdout)
-    if result.ok and fields.get("pushed") == "yes":
-        return Push(True, fields.get("commit"))
-    return Push(False, fields.get("commit"), detail=f"git push failed with {result.describe()}")
+def read_push_and_changes(result: ExecResult) -> tuple[Push, Workspace | None]:
+    """Whether the push went through (with git's reason when not), and the workspace state."""
+    head, marked, rest = result.stdout.partition("--rdev-pushed--\n")
+    fields = parse_fields(head)
+    code = fields.get("push_exit", "")
+    if code == "0":
+        push = Push(True, fields.get("commit"))
+    else:
+        failed = ExecResult(int(code) if code.isdigit() else result.returncode, "", result.stderr)
+        push = Push(False, fields.get("commit"), detail=f"git push failed with {failed.describe()}")
+    workspace = read_changes(ExecResult(result.returncode, rest, result.stderr)) if marked else None
+    return push, workspace

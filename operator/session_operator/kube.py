@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -46,6 +47,23 @@ class KubeError(Exception):
     def transient(self) -> bool:
         """No answer, throttled, or a server error: worth trying again shortly."""
         return self.status in (0, 429) or self.status >= 500
+
+
+def skip_env_lookups(api_client: Any) -> None:
+    """Give the client an aiohttp session that does not consult the environment per request.
+
+    kubernetes_asyncio opens its session with ``trust_env=True``, so every request
+    and every exec websocket looks up ``~/.netrc`` and the proxy variables in a
+    worker thread: two thread hops a call, about a fifth of the operator's CPU in
+    the benchmark's profile. The kubeconfig's proxy (``Configuration.proxy``) is
+    still passed with each request. Must run on the event loop.
+    """
+    rest = api_client.rest_client
+    connector = rest.pool_manager.connector
+    rest.pool_manager.detach()  # the connector (pool, SSL context) moves to the new session
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=connector, trust_env=False, read_bufsize=2**21
+    )
 
 
 async def load_kube_config() -> client.Configuration:
@@ -84,6 +102,7 @@ class Kube:
         cfg.connection_pool_maxsize = max(pool_size, 4)
         self.cfg = cfg
         self.api_client = client.ApiClient(cfg)
+        skip_env_lookups(self.api_client)
         # Typed as Any: raw dicts in and out, and the stubs omit ``_content_type``.
         self.core: Any = client.CoreV1Api(self.api_client)
         self.custom: Any = client.CustomObjectsApi(self.api_client)

@@ -88,9 +88,20 @@ def map_session(
     return keys
 
 
-def map_pod(namespace: str, old: PodState | None, new: PodState | None, store: Store) -> list[Key]:
+def map_pod(
+    namespace: str,
+    old: PodState | None,
+    new: PodState | None,
+    store: Store,
+    known: PodState | None = None,
+) -> list[Key]:
     """A project pod changed: readiness or project moves every Session of the project;
-    a session label only the Sessions it names (someone else may have changed it)."""
+    a session label only the Sessions it names (someone else may have changed it).
+
+    ``known`` is the pod as the store held it before this event. When it already
+    carries the new label, the event is the echo of the operator's own write,
+    which the Sessions concerned acted on when they wrote it: nothing to wake.
+    """
     if old == new:
         return []
     keys: list[Key] = []
@@ -101,6 +112,8 @@ def map_pod(namespace: str, old: PodState | None, new: PodState | None, store: S
                 if not _ended(body) and (namespace, name) not in keys:
                     keys.append((namespace, str(name)))
         return keys
+    if known is not None and known.session == new.session:
+        return []
     for name in (old.session, new.session):
         if name and (namespace, name) not in keys:
             named = store.sessions.get((namespace, name))

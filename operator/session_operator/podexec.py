@@ -20,6 +20,7 @@ from kubernetes_asyncio.stream import WsApiClient
 
 from . import metrics
 from .execresult import ExecError, ExecResult, parse_exit_status
+from .kube import skip_env_lookups
 
 STDOUT, STDERR, ERROR = 1, 2, 3
 __all__ = ["ExecError", "ExecResult", "PodExec", "parse_exit_status"]
@@ -28,6 +29,7 @@ __all__ = ["ExecError", "ExecResult", "PodExec", "parse_exit_status"]
 class PodExec:
     def __init__(self, cfg: client.Configuration, timeout_s: float):
         self.ws_client = WsApiClient(configuration=cfg)
+        skip_env_lookups(self.ws_client)
         self.core: Any = client.CoreV1Api(self.ws_client)  # the stubs say str; it is a ws context
         self.timeout_s = timeout_s
 

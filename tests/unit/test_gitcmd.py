@@ -268,12 +268,40 @@ def test_push_sends_commits_only(repo: dict[str, Path]) -> None:
     git(path, "add", "done.txt")
     git(path, *ENV, "commit", "-q", "-m", "done")
     (path / "draft.txt").write_text("not committed\n")
-    out = run(gitcmd.push(str(path), "topic/p"), repo["base"])
-    pushed = gitcmd.read_push(ExecResult(out.returncode, out.stdout, out.stderr))
+    out = run(gitcmd.push_and_changes(str(path), "", "topic/p"), repo["base"])
+    pushed, workspace = gitcmd.read_push_and_changes(
+        ExecResult(out.returncode, out.stdout, out.stderr)
+    )
     assert pushed.pushed and pushed.commit == git(path, "rev-parse", "HEAD")
     origin = repo["base"] / "origin.git"
     assert git(origin, "rev-parse", "refs/heads/topic/p") == pushed.commit
     assert (path / "draft.txt").exists()
+    # Read after the push: nothing unpushed, the draft still untracked.
+    assert workspace is not None and workspace.counts == (0, 1, 0)
+
+
+def test_rejected_push_gives_gits_reason_and_still_reads_the_workspace(
+    repo: dict[str, Path],
+) -> None:
+    path = repo["sessions"] / "s"
+    run(
+        gitcmd.checkout(str(repo["repo"]), str(path), "topic/r", "refs/remotes/origin/main"),
+        repo["base"],
+    )
+    (path / "done.txt").write_text("x\n")
+    git(path, "add", "done.txt")
+    git(path, *ENV, "commit", "-q", "-m", "done")
+    hook = repo["base"] / "origin.git" / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'closed for the night' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    out = run(gitcmd.push_and_changes(str(path), "", "topic/r"), repo["base"])
+    pushed, workspace = gitcmd.read_push_and_changes(
+        ExecResult(out.returncode, out.stdout, out.stderr)
+    )
+    assert not pushed.pushed and pushed.commit == git(path, "rev-parse", "HEAD")
+    assert pushed.detail.startswith("git push failed with exit code 1: ")
+    assert "closed for the night" in pushed.detail
+    assert workspace is not None and workspace.counts == (0, 0, 1)
 
 
 def test_activity_mark_changes_with_any_activity(repo: dict[str, Path]) -> None:

@@ -116,6 +116,15 @@ def test_pod_label_change_enqueues_only_the_sessions_it_names() -> None:
     assert keys == [(NS, "b")]  # a ended; c is not named
 
 
+def test_echo_of_the_operators_own_label_write_enqueues_nothing() -> None:
+    store = store_with(sess("a", "t1", "Ended"), sess("b", "t2", "Active"))
+    watched, now = pod_state(pod(session="a")), pod_state(pod(session="b"))
+    # The store already holds the label b wrote (write-through): b acted when it wrote it.
+    assert map_pod(NS, watched, now, store, known=now) == []
+    # Someone else moved the label: the store did not know it, so b is woken.
+    assert map_pod(NS, watched, now, store, known=watched) == [(NS, "b")]
+
+
 def test_unchanged_pod_enqueues_nothing() -> None:
     store = store_with(sess("a", "t1", "Active"))
     assert map_pod(NS, pod_state(pod()), pod_state(pod()), store) == []

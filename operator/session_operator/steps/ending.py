@@ -13,7 +13,7 @@ from .. import builders, gitcmd, webui
 from ..conditions import PREVIEW_READY, WEBUI_READY
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
 from ..execresult import ExecError
-from ..gitcmd import Removal
+from ..gitcmd import Removal, Workspace
 from ..models import Phase, Review, WebUIState
 from ..reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
 from ..turns import HOLDING_PHASES, pod_ready
@@ -70,13 +70,14 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
     ctx.target = _last_target(ctx, env)
     if ctx.target is not None:
         try:
-            workspace = gitcmd.read_changes(
-                await env.run(ctx, gitcmd.changes(ctx.target.path), "changes")
-            )
+            if reason == CHECKED_IN and push_due(ctx, env):
+                workspace = await push_for_review(ctx, env)
+            else:
+                workspace = gitcmd.read_changes(
+                    await env.run(ctx, gitcmd.changes(ctx.target.path), "changes")
+                )
             if workspace is not None:
                 record_changes(ctx, workspace.counts)
-            if reason == CHECKED_IN:
-                await push_for_review(ctx, env)
             if web_ui_up:
                 await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
         except ExecError as exc:
@@ -110,20 +111,25 @@ def review_requested(ctx: Ctx) -> bool:
     return checkin is not None and not checkin.skip_review
 
 
-async def push_for_review(ctx: Ctx, env: Env) -> None:
-    """Push the branch's commits to origin so a reviewer can see them (once).
-
-    A failed push ends the session all the same: ``review.pushed`` is false, a
-    Warning says git's reason, and the worktree keeps everything.
-    """
+def push_due(ctx: Ctx, env: Env) -> bool:
+    """Review requested, pushing on, and no earlier attempt decided it."""
     status = ctx.status
     if not env.settings.push_on_checkin or not review_requested(ctx) or not status.branch:
-        return
-    if status.review is not None and status.review.pushed is not None:
-        return  # decided by an earlier attempt
-    assert ctx.target is not None and ctx.spec.checkin is not None
-    argv = gitcmd.push(ctx.target.path, status.branch)
-    pushed = gitcmd.read_push(await env.run(ctx, argv, "push"))
+        return False
+    return status.review is None or status.review.pushed is None
+
+
+async def push_for_review(ctx: Ctx, env: Env) -> Workspace | None:
+    """Push the branch's commits to origin so a reviewer can see them (once).
+
+    The same exec then reads the workspace state, which it returns. A failed
+    push ends the session all the same: ``review.pushed`` is false, a Warning
+    says git's reason, and the worktree keeps everything.
+    """
+    status = ctx.status
+    assert ctx.target is not None and ctx.spec.checkin is not None and status.branch
+    argv = gitcmd.push_and_changes(ctx.target.path, ctx.target.run_dir, status.branch)
+    pushed, workspace = gitcmd.read_push_and_changes(await env.run(ctx, argv, "push"))
     status.review = Review(
         requested=True,
         auto_merge=ctx.spec.checkin.auto_merge,
@@ -139,6 +145,7 @@ async def push_for_review(ctx: Ctx, env: Env) -> None:
             "PushFailed",
             f"branch {status.branch} was not pushed for review: {pushed.detail}",
         )
+    return workspace
 
 
 async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
