@@ -1,17 +1,21 @@
-"""The floor: the fewest API requests a Session's life needs, from a plain async client.
+"""The floor: every write the Session contract requires, in the fewest API requests.
 
 It watches Sessions in its own namespace (one list + one watch, amortised over
 all of them) and, for each, issues exactly:
 
-create    PATCH finalizer; exec fetch, worktree add -b, rev-parse; APPLY Service;
-          PATCH status (Active, Ready=True)
-webUI on  exec start; APPLY Service (web UI port); PATCH status
-webUI off exec stop; APPLY Service (preview port); PATCH status
-checkin   exec changes; DELETE Service; PATCH status (Ended)
-delete    exec worktree remove (+ run dir); PATCH finalizer away
+create    PATCH finalizer; exec (fetch + worktree add -b + rev-parse, one script);
+          PATCH pod label rdev.io/session=<name>; APPLY Service (selects that label);
+          PATCH status (Active, Ready=True); POST Event (CheckedOut; ServiceCreated)
+webUI on  exec start; APPLY Service (web UI port); PATCH status; POST Event
+webUI off exec stop; APPLY Service (preview port); PATCH status; POST Event
+checkin   exec (changes + push for review, one script); DELETE Service;
+          PATCH pod label away; PATCH status (Ended, review); POST Event
+delete    exec worktree remove (+ run dir); POST Event (WorktreeRemoved);
+          PATCH finalizer away
 
-i.e. 10 writes and 7 exec streams per Session. No pod label (the Service may
-select the project label: one Active Session per project), no Events, no reads.
+i.e. 17 writes and 5 exec streams per Session, no reads. The Events are the
+ones the operator posts on this path: one per step, the Normal Events of a step
+merged into one, as ``context.post_events`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubeapi import Kube
@@ -27,17 +33,26 @@ from kubeapi import Kube
 Body = dict[str, Any]
 GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
 FINALIZER = "rdev.io/bench-floor"
+SESSION_LABEL, PROJECT_LABEL = "rdev.io/session", "rdev.io/project"
 WEBUI_PORT, PREVIEW_PORT = 3001, 8080
+COMPONENT = "rdev-bench-floor"
 log = logging.getLogger("bench.floor")
 
+_CHECKOUT = (
+    'git -C "$1" fetch --prune --quiet origin'
+    ' && git -C "$1" worktree add --quiet --no-track -b "$3" -- "$2" refs/remotes/origin/main'
+    ' && git -C "$2" rev-parse --verify HEAD'
+)
 _START = (
     'mkdir -p "$2"; cd "$1"; PORT="$3" nohup "${@:4}" >"$2/webui.log" 2>&1 </dev/null &'
     ' echo $! >"$2/webui.pid"'
 )
 _STOP = 'kill -TERM "$(cat "$1/webui.pid")" 2>/dev/null; rm -f "$1/webui.pid"'
-_CHANGES = (
+_CHECKIN = (
     'git -C "$1" status --porcelain=v1 -z --untracked-files=all;'
-    ' printf "\\n--\\n"; git -C "$1" rev-list --count HEAD --not --remotes'
+    ' printf "\\n--\\n"; git -C "$1" rev-list --count HEAD --not --remotes;'
+    ' git -C "$1" rev-parse --verify HEAD'
+    ' && git -c core.pager=cat -C "$1" push --quiet origin "HEAD:refs/heads/$2" </dev/null'
 )
 _REMOVE = 'git -C "$1" worktree remove -- "$2" && rm -rf -- "$3"'
 
@@ -49,7 +64,12 @@ class _Local:
     root: str
     phase: str = ""
     webui: bool = False
-    finalized: bool = False
+    branch: str = ""
+    commit: str = ""
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Floor:
@@ -94,6 +114,7 @@ class Floor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.kube.close()
 
     async def _watch(self, rv: str) -> None:
         while True:
@@ -152,32 +173,53 @@ class Floor:
             if FINALIZER not in (meta.get("finalizers") or []) or local.phase == "Gone":
                 return False
             await self._exec(local, ["sh", "-c", _REMOVE, "sh", local.repo, path, run])
+            await self._event(obj, "WorktreeRemoved", f"worktree {path} removed")
             await self._patch(name, {"metadata": {"finalizers": None}})
             local.phase = "Gone"
             return False
         if not local.phase:
             await self._patch(name, {"metadata": {"finalizers": [FINALIZER]}})
-            git = ["git", "-C", local.repo]
-            await self._exec(local, [*git, "fetch", "--prune", "--quiet", "origin"])
-            await self._exec(
-                local,
-                [*git, "worktree", "add", "--no-track", "-b", spec["newBranch"], "--", path,
-                 "refs/remotes/origin/main"],
-            )  # fmt: skip
-            _, head, _ = await self._exec(local, ["git", "-C", path, "rev-parse", "HEAD"])
+            branch = spec["newBranch"]
+            _, out, _ = await self._exec(
+                local, ["sh", "-c", _CHECKOUT, "sh", local.repo, path, branch]
+            )
+            local.branch, local.commit = branch, out.strip().splitlines()[-1]
+            await self._label(local, name)
             await self._service(name, meta["uid"], spec["project"], PREVIEW_PORT)
             await self._status(
                 name, gen, "Active", True, "Active", webUI="Stopped", servicePort=PREVIEW_PORT,
-                podName=local.pod, checkoutPath=path, commit=head.strip(),
+                podName=local.pod, checkoutPath=path, branch=branch, commit=local.commit,
             )  # fmt: skip
+            await self._event(
+                obj,
+                "ServiceCreated",
+                f"branch {branch} checked out at {path}; preview Service {name}-preview created",
+            )
             local.phase = "Active"
             return True
         if local.phase == "Active" and spec.get("checkin") is not None:
-            await self._exec(local, ["sh", "-c", _CHANGES, "sh", path])
+            _, out, _ = await self._exec(local, ["sh", "-c", _CHECKIN, "sh", path, local.branch])
             await self.kube.request(
                 "DELETE", f"/api/v1/namespaces/{self.ns}/services/{name}-preview", allow=(404,)
             )
-            await self._status(name, gen, "Ended", False, "CheckedIn", webUI="Stopped")
+            await self._label(local, None)
+            review = {
+                "requested": True,
+                "autoMerge": False,
+                "pushed": True,
+                "commit": out.strip().splitlines()[-1],
+                "branch": local.branch,
+            }
+            await self._status(
+                name, gen, "Ended", False, "CheckedIn", webUI="Stopped", review=review,
+                servicePort=None,
+            )  # fmt: skip
+            await self._event(
+                obj,
+                "CheckedIn",
+                f"branch {local.branch} pushed to origin for review; checked in; the worktree"
+                " and branch are kept",
+            )
             local.phase = "Ended"
             return True
         if local.phase == "Active" and bool(spec.get("webUI")) != local.webui:
@@ -194,6 +236,11 @@ class Floor:
                 name, gen, "Active", True, "Active",
                 webUI="Running" if on else "Stopped", servicePort=port,
             )  # fmt: skip
+            await self._event(
+                obj,
+                "ServiceUpdated",
+                f"web UI {'started' if on else 'stopped'}; preview Service now on port {port}",
+            )
             local.webui = on
             return True
         return False
@@ -207,6 +254,15 @@ class Floor:
     async def _patch(self, name: str, patch: Body) -> None:
         await self.kube.request(
             "PATCH", f"{self.path}/{name}", patch, content_type="application/merge-patch+json"
+        )
+
+    async def _label(self, local: _Local, session: str | None) -> None:
+        """The pod's rdev.io/session label: the preview Service's selector (None removes it)."""
+        await self.kube.request(
+            "PATCH",
+            f"/api/v1/namespaces/{self.ns}/pods/{local.pod}",
+            {"metadata": {"labels": {SESSION_LABEL: session}}},
+            content_type="application/merge-patch+json",
         )
 
     async def _status(
@@ -227,6 +283,32 @@ class Floor:
             content_type="application/merge-patch+json",
         )
 
+    async def _event(self, session: Body, reason: str, message: str) -> None:
+        """One Normal Event per step, shaped like the operator's."""
+        meta, now = session["metadata"], _stamp()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": self.ns},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "Session",
+                "name": meta["name"],
+                "namespace": self.ns,
+                "uid": meta.get("uid"),
+            },
+            "type": "Normal",
+            "reason": reason,
+            "message": message,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.kube.request("POST", f"/api/v1/namespaces/{self.ns}/events", body)
+
     async def _service(self, name: str, uid: str, project: str, port: int) -> None:
         body = {
             "apiVersion": "v1",
@@ -234,7 +316,11 @@ class Floor:
             "metadata": {
                 "name": f"{name}-preview",
                 "namespace": self.ns,
-                "labels": {"rdev.io/session": name, "rdev.io/project": project},
+                "labels": {
+                    SESSION_LABEL: name,
+                    PROJECT_LABEL: project,
+                    "app.kubernetes.io/managed-by": COMPONENT,
+                },
                 "ownerReferences": [
                     {
                         "apiVersion": f"{GROUP}/{VERSION}",
@@ -248,7 +334,7 @@ class Floor:
             },
             "spec": {
                 "type": "ClusterIP",
-                "selector": {"rdev.io/project": project},
+                "selector": {SESSION_LABEL: name},
                 "ports": [{"name": "preview", "protocol": "TCP", "port": port, "targetPort": port}],
             },
         }
@@ -259,3 +345,43 @@ class Floor:
             params={"fieldManager": "rdev-floor", "force": "true"},
             content_type="application/apply-patch+yaml",
         )
+
+
+class FloorThread:
+    """The floor on its own thread and event loop, so its CPU time is its own.
+
+    The benchmark's client (creates, patches, the watch that stamps latencies)
+    shares the main loop; the floor's thread CPU clock counts the floor alone,
+    as the operator's /proc counters count the operator alone.
+    """
+
+    def __init__(self, floor: Floor):
+        import threading
+
+        self.floor = floor
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="floor", daemon=True)
+        self.thread.start()
+
+    async def _call(self, coro: Any) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    async def start(self) -> None:
+        await self._call(self.floor.start())
+
+    def cpu_s(self) -> float:
+        """CPU seconds the floor's thread has used."""
+        import time
+
+        ident = self.thread.ident
+        assert ident is not None
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
+
+    async def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
+        await self._call(self.floor.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self.thread.join, 10)
+        if not self.thread.is_alive():
+            self.loop.close()

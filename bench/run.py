@@ -15,9 +15,13 @@ Phases, all against the cluster whose kubeconfig is in --cluster-dir:
    apiserver_request_total is diffed too (all clients, minus this client).
 3. floor: the same lifecycle in another namespace, served by bench/floor.py,
    the fewest requests a Session needs; the operator's figures are its ratio.
-4. idle and resume: --idle Sessions Active (2,000 in the full run): idle RSS,
-   then the operator is restarted and timed until it has reconciled them all
-   (rdev_reconcile_total), with the exec calls it made meanwhile.
+4. queue: --queue Sessions of one project (one project pod) queued behind each
+   other, then checked in one by one; reconciles (rdev_reconcile_total) and API
+   requests (audit log) per handover, at the start and at the end of the queue.
+5. idle and resume: --idle-low Sessions Active, idle RSS; then up to --idle
+   (500 and 2,000 in the full run), idle RSS again: the slope is the cost of one
+   Active Session. Then the operator is restarted and timed until it has
+   reconciled them all (rdev_reconcile_total), with its execs and writes meanwhile.
 
 Results: bench/results/<mode>.json and .png, and a table on stdout.
 """
@@ -34,6 +38,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,7 @@ import apistats
 import fixtures
 import report
 import spyreport
-from floor import Floor
+from floor import Floor, FloorThread
 from kubeapi import Kube, now
 from operator_proc import (
     OperatorProcess,
@@ -51,13 +56,27 @@ from operator_proc import (
     parse_labeled,
     parse_metrics,
 )
-from tracker import GROUP, PLURAL, VERSION, SessionTracker, gone, is_ready, phase, webui_is
+from tracker import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    SessionTracker,
+    cond,
+    gone,
+    is_ready,
+    phase,
+    webui_is,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OPERATOR_USER = f"system:serviceaccount:{fixtures.SYSTEM_NS}:operator"
 FLOOR_USER = f"system:serviceaccount:{fixtures.SYSTEM_NS}:floor"
-MODES = {"quick": {"n": 50, "idle": 50}, "full": {"n": 500, "idle": 2000}}
+MODES = {
+    "quick": {"n": 50, "idle": 100, "idle_low": 25, "queue": 20},
+    "full": {"n": 500, "idle": 2000, "idle_low": 500, "queue": 100},
+}
+QUEUE_PROJECT = "queue"
 log = logging.getLogger("bench")
 
 
@@ -85,7 +104,7 @@ class Bench:
         self.sampler = Sampler(interval=0.5)
         self.audit = apistats.AuditLog(self.cluster_dir / "audit.log")
         self.op: OperatorProcess | None = None
-        self.floor: Floor | None = None
+        self.floor: FloorThread | None = None
         self.tracker: SessionTracker | None = None
         self.floor_tracker: SessionTracker | None = None
         self.t0 = now()
@@ -157,9 +176,15 @@ class Bench:
         self.single_pods = await asyncio.to_thread(pods_for, "sp", a.singles, "single")
         self.op_pods = await asyncio.to_thread(pods_for, "pp", max(a.n, a.idle), "proj")
         self.floor_pods = await asyncio.to_thread(pods_for, "fp", a.n, "fproj")
-        await fixtures.create_pods(self.admin, self.ns, self.single_pods + self.op_pods)
+        self.queue_pods = []
+        if a.queue:
+            paths = await asyncio.to_thread(fixtures.make_repo, template, self.work / "pods" / "qp")
+            self.queue_pods = [fixtures.pod_manifest("qp-0000", QUEUE_PROJECT, paths)]
+        await fixtures.create_pods(
+            self.admin, self.ns, self.single_pods + self.op_pods + self.queue_pods
+        )
         await fixtures.create_pods(self.admin, self.floor_ns, self.floor_pods)
-        total = len(self.single_pods) + len(self.op_pods)
+        total = len(self.single_pods) + len(self.op_pods) + len(self.queue_pods)
         await fixtures.wait_pods_ready(self.admin, self.ns, total, timeout=300 + total * 0.2)
         await fixtures.wait_pods_ready(self.admin, self.floor_ns, len(self.floor_pods), 300)
         self.result["pods"] = total + len(self.floor_pods)
@@ -312,8 +337,10 @@ class Bench:
         exec_before = await self.op.counter("rdev_exec_total")
         m0 = await self.op.metrics()
         spy_out = RESULTS / f"{self.name}-profile" if self.args.profile else None
+        cpu_before = self.op.status()["cpu_s"]
         out = await self.lifecycle(self.ns, self.tracker, projects, "b", spy_out)
         await asyncio.sleep(2.0)  # trailing requests (events, finalizer) land in the window
+        cpu_lifecycle = self.op.status()["cpu_s"] - cpu_before
         exec_after = await self.op.counter("rdev_exec_total")
         m1 = await self.op.metrics()
         after = await self.apiserver_metrics()
@@ -327,6 +354,7 @@ class Bench:
         r = self.result
         r.update(report.latency_stats(lat))
         r["ready_count"] = out["ready"]
+        r["client_cpu_ms_per_lifecycle"] = round(1000 * cpu_lifecycle / n, 2)
         for key in ("throughput_sessions_per_s", "checkin_throughput_sessions_per_s", "cpu_s",
                     "peak_rss_mb", "burst_s", "create_send_s", "webui_on_s", "webui_off_s",
                     "checkin_s", "delete_s"):  # fmt: skip
@@ -386,11 +414,15 @@ class Bench:
         workers = int(
             dict(kv.split("=", 1) for kv in self.args.operator_env).get("RDEV_WORKERS", 16)
         )
-        self.floor = Floor(self.floor_kube, self.floor_ns, by_project, self.webui_cmd, workers)
+        self.floor = FloorThread(
+            Floor(self.floor_kube, self.floor_ns, by_project, self.webui_cmd, workers)
+        )
         await self.floor.start()
         floor_before = Counter(self.floor_kube.counts)
+        cpu_before = self.floor.cpu_s()
         out = await self.lifecycle(self.floor_ns, self.floor_tracker, list(by_project), "f")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)
+        cpu_lifecycle = self.floor.cpu_s() - cpu_before
         start, _ = out.pop("window")
         end = now()
         await self.floor.stop()
@@ -400,6 +432,12 @@ class Bench:
         r = self.result
         r.update(report.latency_stats(lat, prefix="floor_"))
         r["floor_throughput_sessions_per_s"] = out["throughput_sessions_per_s"]
+        r["floor_client_cpu_ms_per_lifecycle"] = round(1000 * cpu_lifecycle / n, 2)
+        sc = out["system_cpu_s"]
+        if sc.get("machine total"):
+            r["floor_burst_noise_cpu_pct"] = round(
+                100 * sc["other processes (noise)"] / sc["machine total"], 1
+            )
         r["floor_burst_s"] = out["burst_s"]
         r["floor_burst_system_cpu_s"] = out["system_cpu_s"]
         r["burst_cpu_ms_per_session"] = {
@@ -407,7 +445,7 @@ class Bench:
             "floor": _cpu_per_session(out["system_cpu_s"], "bench client", n),
         }
         r["floor_checkin_throughput_sessions_per_s"] = out["checkin_throughput_sessions_per_s"]
-        r["floor_errors"] = self.floor.errors[:10]
+        r["floor_errors"] = self.floor.floor.errors[:10]
         client = Counter(self.floor_kube.counts)
         client.subtract(floor_before)
         writes = sum(v for k, v in client.items() if apistats.metrics_is_write(k[0]))
@@ -434,14 +472,132 @@ class Bench:
                 r["requests_per_session"] / r["floor_requests_per_session"], 2
             )
             r["exec_ratio_to_floor"] = round(r["exec_per_session"] / r["floor_exec_per_session"], 2)
+        _ratios(r)
 
-    # Phase 4: idle with many Active, then a restart ---------------------------------
-    async def idle_and_resume(self) -> None:
+    # Phase 4: one project's queue, handed over Session by Session ------------------
+    async def reconciles_settled(self, timeout: float = 10.0) -> float:
+        """rdev_reconcile_total once it stops moving (the handover's trailing reconciles)."""
+        assert self.op
+        deadline = time.monotonic() + timeout
+        last = await self.op.counter("rdev_reconcile_total")
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+            current = await self.op.counter("rdev_reconcile_total")
+            if current == last:
+                return current
+            last = current
+        return last
+
+    async def until(self, pred: Callable[[], bool], timeout: float) -> float | None:
+        """Poll the tracker's objects until ``pred`` holds; the time it did, or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return now()
+            await asyncio.sleep(0.02)
+        return None
+
+    async def queue(self) -> None:
+        """Q Sessions of one project: one holds it, the rest wait (ProjectBusy).
+
+        Each checkin hands the project to the next in line; what one handover
+        costs must not grow with the queue behind it (mappers.py enqueues the
+        Session that changed and the next one, never the whole queue).
+        """
         assert self.tracker and self.op
-        count = self.args.idle
+        tracker, q = self.tracker, self.args.queue
+        names = [f"q-{i:04d}" for i in range(q)]
+        await self.sampler.wait_idle(timeout=30)
+        start = now()
+        for name in names:  # one by one: the queue's order is the creation order
+            await self.admin.request("POST", self.path(self.ns), session_body(name, QUEUE_PROJECT))
+
+        def busy(o: dict[str, Any] | None) -> bool:
+            ready = cond(o, "Ready")
+            return bool(ready and ready.get("reason") == "ProjectBusy")
+
+        def settled() -> bool:
+            objs = [tracker.objects.get(n) for n in names]
+            return sum(map(is_ready, objs)) == 1 and sum(map(busy, objs)) == q - 1
+
+        if await self.until(settled, 60 + q) is None:
+            raise RuntimeError(f"queue of {q}: not one Active and {q - 1} ProjectBusy in time")
+        queued_at = now()
+        self.phase(f"queue: {q} queued", start, queued_at)
+        reconciles = await self.reconciles_settled()
+        handovers: list[dict[str, Any]] = []
+        remaining = list(names)
+        t_first = now()
+        for _ in range(q):
+            holder = next(n for n in remaining if is_ready(tracker.objects.get(n)))
+            remaining.remove(holder)
+            t0 = now()
+            await self.admin.request(
+                "PATCH",
+                f"{self.path(self.ns)}/{holder}",
+                {"spec": {"checkin": {}}},
+                content_type="application/merge-patch+json",
+            )
+
+            def handed(holder: str = holder) -> bool:
+                if phase(tracker.objects.get(holder)) != "Ended":
+                    return False
+                return not remaining or any(is_ready(tracker.objects.get(n)) for n in remaining)
+
+            done = await self.until(handed, 60)
+            if done is None:
+                raise RuntimeError(f"queue: no handover from {holder} within 60s")
+            after = await self.reconciles_settled()
+            handovers.append(
+                {
+                    "from": holder,
+                    "t0": t0,
+                    "t1": now(),
+                    "handover_s": done - t0,
+                    "reconciles": after - reconciles,
+                    "last": not remaining,
+                }
+            )
+            reconciles = after
+        self.phase(f"queue: {q} checkins one by one", t_first, now())
+        await asyncio.sleep(1.0)
+        self.audit.read()
+        for h in handovers:
+            s = apistats.summarize(self.audit.select(OPERATOR_USER, h["t0"], h["t1"]), 1)
+            h.update(requests=s["requests"], writes=s["writes"], execs=s["execs"])
+        r = self.result
+        r["queue_sessions"] = q
+        r["queue_handovers"] = _queue_summary([h for h in handovers if not h["last"]])
+        hs = r["queue_handovers"]
+        if hs:
+            r["queue_reconciles_per_handover"] = hs["reconciles_mean"]
+            r["queue_reconciles_per_handover_max"] = hs["reconciles_max"]
+            r["queue_requests_per_handover_start"] = hs["start"]["requests"]
+            r["queue_requests_per_handover_end"] = hs["end"]["requests"]
+            if hs["start"]["requests"]:
+                r["queue_requests_end_to_start"] = round(
+                    hs["end"]["requests"] / hs["start"]["requests"], 2
+                )
+            r["queue_handover_p50_s"] = hs["handover_p50_s"]
+
+        # The queue's Sessions go before the idle phase (the resume counts Active ones).
+        w = tracker.waiter(names, gone)
+        t = now()
+
+        async def delete(name: str) -> None:
+            await self.admin.request("DELETE", f"{self.path(self.ns)}/{name}", allow=(404,))
+
+        await self.fan_out(names, delete)
+        await tracker.wait(w, timeout=60 + q)
+        self.phase("queue: delete", t, now())
+
+    # Phase 5: idle with many Active, then a restart ---------------------------------
+    async def make_active(self, first: int, count: int) -> tuple[int, list[float], float]:
+        """Sessions i-<first>..i-<count-1> made Active; (ready, latencies, seconds)."""
+        assert self.tracker
         projects = [p["metadata"]["labels"]["rdev.io/project"] for p in self.op_pods[:count]]
-        names = [f"i-{i:04d}" for i in range(count)]
-        w = self.tracker.waiter(names, is_ready)
+        names = {i: f"i-{i:04d}" for i in range(first, count)}
+        w = self.tracker.waiter(names.values(), is_ready)
         start = now()
         sent: dict[str, float] = {}
 
@@ -451,27 +607,47 @@ class Bench:
                 "POST", self.path(self.ns), session_body(names[i], projects[i])
             )
 
-        await self.fan_out(list(range(count)), create)
-        stamps = await self.tracker.wait(w, timeout=min(120 + 1.0 * count, 1800))
+        await self.fan_out(list(names), create)
+        stamps = await self.tracker.wait(w, timeout=min(120 + 1.0 * len(names), 1800))
         ready_at = max(stamps.values()) if stamps else now()
-        r = self.result
-        r["idle_sessions"] = count
-        r["idle_ready"] = len(stamps)
-        r["idle_create_s"] = round(ready_at - start, 2)
-        lat = [stamps[k] - sent[k] for k in names if k in stamps]
-        r["idle_burst"] = report.latency_stats(lat)
-        r["idle_burst"]["throughput_sessions_per_s"] = round(len(lat) / (ready_at - start), 2)
-        self.latencies[f"operator burst of {count} (idle phase)"] = lat
-        self.phase(f"create {count} Active", start, ready_at)
+        self.phase(f"create {first}..{count} Active", start, ready_at)
+        lat = [stamps[k] - sent[k] for k in names.values() if k in stamps]
+        return len(stamps), lat, ready_at - start
 
+    async def idle_rss(self) -> dict[str, float]:
+        """RSS once the operator's CPU is idle."""
+        assert self.op
         t = now()
         idle_at = await self.sampler.wait_idle(window=3.0, max_cpu=0.03, timeout=180)
         st = self.op.status()
-        r["idle_rss_mb"] = round(st["rss_mb"], 1)
-        r["idle_hwm_mb"] = round(st["hwm_mb"], 1)
-        r["idle_settle_s"] = round(idle_at - t, 2)
         self.phase("settle", t, now())
+        return {"rss": round(st["rss_mb"], 1), "hwm": round(st["hwm_mb"], 1),
+                "settle": round(idle_at - t, 2)}  # fmt: skip
 
+    async def idle_and_resume(self) -> None:
+        assert self.tracker and self.op
+        count, low = self.args.idle, min(self.args.idle_low, self.args.idle)
+        r = self.result
+        lat: list[float] = []
+        ready, elapsed = 0, 0.0
+        if 0 < low < count:
+            ready, lat, elapsed = await self.make_active(0, low)
+            # A fresh operator holding them (the earlier phases' heap is not in it),
+            # to compare with the fresh one that resumes all of them below.
+            r["idle_active_low"], r["idle_rss_mb_low"] = await self.fresh_rss("operator-low")
+            r["idle_sessions_low"] = low
+        more, lat2, elapsed2 = await self.make_active(ready if low < count else 0, count)
+        lat += lat2
+        r["idle_sessions"] = count
+        r["idle_ready"] = ready + more
+        r["idle_create_s"] = round(elapsed + elapsed2, 2)
+        r["idle_burst"] = report.latency_stats(lat)
+        r["idle_burst"]["throughput_sessions_per_s"] = round(len(lat) / (elapsed + elapsed2), 2)
+        self.latencies[f"operator burst of {count} (idle phase)"] = lat
+        m = await self.idle_rss()
+        r["idle_rss_mb"] = m["rss"]
+        r["idle_hwm_mb"] = m["hwm"]
+        r["idle_settle_s"] = m["settle"]
         # Restart: stop the operator, start a fresh one, time until it reconciled all.
         active = len([o for o in self.tracker.objects.values() if is_ready(o)])
         flips_before = len(self.tracker.not_ready_flips)
@@ -522,10 +698,34 @@ class Bench:
             s = apistats.summarize(resumed, active)
             r["resume_requests"] = {k: s[k] for k in ("requests", "writes", "execs", "reads",
                                                       "by_verb_resource", "by_client")}  # fmt: skip
+            r["resume_writes"] = s["writes"]
+        elif self.audit.available:
+            r["resume_writes"] = 0
         self.phase("resume", t_start, reconciled_at or now())
-        if count >= 2000:
-            r["idle_rss_mb_2000"] = r["idle_rss_mb"]
-            r["resume_s_2000"] = r["resume_s"]
+        if "idle_rss_mb_low" in r and active > r["idle_active_low"]:
+            r["rss_kb_per_active_session"] = round(
+                1024
+                * (r["resume_rss_mb"] - r["idle_rss_mb_low"])
+                / (active - r["idle_active_low"]),
+                1,
+            )
+
+    async def fresh_rss(self, label: str) -> tuple[int, float]:
+        """Restart the operator; (Active Sessions, its RSS once it resumed them and is idle)."""
+        assert self.tracker and self.op
+        active = len([o for o in self.tracker.objects.values() if is_ready(o)])
+        t = now()
+        await asyncio.to_thread(self.op.stop)
+        op = await self.start_operator(label)
+        deadline = time.monotonic() + max(120.0, active * 0.2)
+        while time.monotonic() < deadline:
+            if await op.counter("rdev_reconcile_total") >= active:
+                break
+            await asyncio.sleep(0.2)
+        await self.sampler.wait_idle(window=3.0, max_cpu=0.03, timeout=180)
+        rss = round(op.status()["rss_mb"], 1)
+        self.phase(f"fresh operator with {active} Active", t, now())
+        return active, rss
 
     # Teardown --------------------------------------------------------------------
     async def teardown(self) -> None:
@@ -550,9 +750,7 @@ class Bench:
             print(f"teardown: killed {killed} leftover web UI processes")
         if hasattr(self, "admin"):
             for ns in (self.ns, self.floor_ns):
-                await step(
-                    f"namespace {ns}", lambda ns=ns: fixtures.delete_namespace(self.admin, ns)
-                )
+                await step(f"namespace {ns}", partial(fixtures.delete_namespace, self.admin, ns))
             await step(
                 "ClusterExec",
                 lambda: self.admin.request(
@@ -585,6 +783,8 @@ class Bench:
             await self.singles()
             await self.operator_lifecycle()
             await self.floor_lifecycle()
+            if a.queue:
+                await self.queue()
             if a.idle:
                 await self.idle_and_resume()
         except (Exception, asyncio.CancelledError):  # Ctrl-C too: tear down, write what we have
@@ -623,6 +823,48 @@ class Bench:
         print(report.table(r))
         print(f"\nresults: {out}" + (f", plot: {png}" if plotted else " (no matplotlib: no plot)"))
         return 0 if ok else 1
+
+
+def _queue_summary(handovers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-handover cost overall, and at the start vs the end of the queue (a fifth each)."""
+    if not handovers:
+        return {}
+    k = max(3, len(handovers) // 5)
+
+    def mean(hs: list[dict[str, Any]], key: str) -> float:
+        return round(float(sum(h[key] for h in hs)) / max(len(hs), 1), 2)
+
+    def part(hs: list[dict[str, Any]]) -> dict[str, float]:
+        return {key: mean(hs, key) for key in ("reconciles", "requests", "writes", "execs")}
+
+    times = [h["handover_s"] for h in handovers]
+    return {
+        "count": len(handovers),
+        "reconciles_mean": mean(handovers, "reconciles"),
+        "reconciles_max": max(h["reconciles"] for h in handovers),
+        "start": part(handovers[:k]),
+        "end": part(handovers[-k:]),
+        "all": part(handovers),
+        "handover_p50_s": report.rnd(report.percentile(times, 50)),
+        "handover_max_s": report.rnd(max(times)),
+        "per_handover": [
+            [h["from"], h["reconciles"], h["requests"], h["writes"], h["execs"]] for h in handovers
+        ],
+    }
+
+
+def _ratios(r: dict[str, Any]) -> None:
+    """Each operator figure over the floor's, as the targets compare them."""
+    pairs = {
+        "throughput_ratio_to_floor": "throughput_sessions_per_s",
+        "checkin_throughput_ratio_to_floor": "checkin_throughput_sessions_per_s",
+        "p99_ratio_to_floor": "p99_ready_s",
+        "client_cpu_ratio_to_floor": "client_cpu_ms_per_lifecycle",
+    }
+    for ratio, key in pairs.items():
+        ours, floor = r.get(key), r.get(f"floor_{key}")
+        if ours is not None and floor:
+            r[ratio] = round(ours / floor, 2)
 
 
 def _cpu_per_session(cpu: dict[str, float], client: str, n: int) -> dict[str, float]:
@@ -688,6 +930,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=sorted(MODES), default="quick")
     p.add_argument("--n", type=int, help="Sessions in the burst (default: 50 quick, 500 full)")
     p.add_argument("--idle", type=int, help="Active Sessions for idle RSS and resume (0: skip)")
+    p.add_argument(
+        "--idle-low",
+        type=int,
+        help="Active Sessions at the first RSS reading (default: 25 quick, 500 full)",
+    )
+    p.add_argument("--queue", type=int, help="Sessions in one project's queue (0: skip)")
     p.add_argument("--singles", type=int, default=10, help="sequential single Sessions")
     p.add_argument("--concurrency", type=int, default=32, help="parallel requests of the client")
     p.add_argument("--cluster-dir", default=str(ROOT / ".cluster-bench"))
@@ -705,9 +953,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="results file name (default: the mode)")
     args = p.parse_args(argv)
     args.n = args.n if args.n is not None else MODES[args.mode]["n"]
-    args.idle = args.idle if args.idle is not None else MODES[args.mode]["idle"]
-    if args.mode == "quick" and args.n != MODES["quick"]["n"] and args.idle == 50:
-        args.idle = args.n
+    for key in ("idle", "idle_low", "queue"):
+        if getattr(args, key) is None:
+            setattr(args, key, MODES[args.mode][key])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     return asyncio.run(Bench(args).run())
 

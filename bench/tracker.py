@@ -42,7 +42,8 @@ def phase(obj: Body | None) -> str | None:
 def observed(obj: Body | None) -> bool:
     if not obj:
         return False
-    return (obj.get("status") or {}).get("observedGeneration") == obj["metadata"].get("generation")
+    seen = (obj.get("status") or {}).get("observedGeneration")
+    return bool(seen == obj["metadata"].get("generation"))
 
 
 def webui_is(state: str, port: int) -> Pred:

@@ -2,8 +2,8 @@
 # Benchmark of the Session operator on a second local control plane ("bench"),
 # side by side with the default one (.cluster), which it never touches.
 #
-#   hack/bench.sh --quick            N=50 (make bench-quick), < 3 min on a warm cluster
-#   hack/bench.sh --full             N=500 and 2,000 idle Sessions + resume (make bench)
+#   hack/bench.sh --quick            N=50, 25/100 Active, a queue of 20 (make bench-quick)
+#   hack/bench.sh --full             N=500, 500/2,000 Active + resume, a queue of 100 (make bench)
 #   hack/bench.sh --quick --n 20     any N; other flags go to bench/run.py (--help)
 #   hack/bench.sh --quick --keep     leave the bench cluster up afterwards (a warm start next time)
 #   hack/bench.sh --quick --no-audit start the cluster without the audit log (counts then
@@ -16,8 +16,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export RDEV_CLUSTER_NAME="${RDEV_BENCH_CLUSTER_NAME:-bench}"
-export RDEV_CLUSTER_DIR="${RDEV_BENCH_CLUSTER_DIR:-$PWD/.cluster-bench}"
+# The cluster: RDEV_BENCH_CLUSTER_{NAME,DIR}, else RDEV_CLUSTER_{NAME,DIR} (as for
+# hack/controlplane.sh), else "bench" in .cluster-bench. Never the default .cluster:
+# the run tears its cluster down at the end.
+export RDEV_CLUSTER_NAME="${RDEV_BENCH_CLUSTER_NAME:-${RDEV_CLUSTER_NAME:-bench}}"
+export RDEV_CLUSTER_DIR="${RDEV_BENCH_CLUSTER_DIR:-${RDEV_CLUSTER_DIR:-$PWD/.cluster-bench}}"
+if [[ "$(realpath -m "$RDEV_CLUSTER_DIR")" == "$(realpath -m "$PWD/.cluster")" ]]; then
+  echo "bench: refusing to use the default cluster ($RDEV_CLUSTER_DIR); set RDEV_BENCH_CLUSTER_DIR" >&2
+  exit 2
+fi
 PY=.venv/bin/python
 
 mode=quick keep=0 audit=1
