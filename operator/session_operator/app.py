@@ -238,7 +238,8 @@ class App:
         if event_type != "DELETED":
             self.store.services.put(body)
             return
-        self.store.services.remove(key)
+        if self.store.services.remove(key) is None:
+            return  # the operator's own deletion: it dropped the Service from the store first
         session = ((body.get("metadata") or {}).get("labels") or {}).get(SESSION_LABEL)
         for target in map_service_deleted(key[0], session, self.store):
             self.queue.add(target)

@@ -91,6 +91,7 @@ class Controller:
             return Result()
         if body["metadata"].get("deletionTimestamp"):
             return Result()  # the finalizer ends it
+        log.debug("reconcile %s/%s", *key)
         started = time.monotonic()
         outcome = "ok"
         try:

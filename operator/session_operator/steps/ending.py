@@ -19,6 +19,7 @@ from ..reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
 from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
 from .preview import remove_preview
+from .project import set_session_label
 
 
 def expires_in_s(ctx: Ctx) -> float:
@@ -158,11 +159,7 @@ async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
     labels = meta.get("labels") or {}
     if labels.get(builders.SESSION_LABEL) != ctx.name:
         return
-    if await env.kube.patch_pod(
-        ctx.namespace, meta["name"], builders.pod_session_label_patch(None)
-    ):
-        rest = {k: v for k, v in labels.items() if k != builders.SESSION_LABEL}
-        env.store.pods.put({**pod, "metadata": {**meta, "labels": rest}})
+    await set_session_label(env, ctx.namespace, pod, None)
 
 
 async def remove_worktree(ctx: Ctx, env: Env) -> None:

@@ -71,7 +71,14 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
 
 async def remove_preview(ctx: Ctx, env: Env) -> None:
     svc = builders.service_name(ctx.name)
-    await env.kube.delete_service(ctx.namespace, svc)
-    env.store.services.remove((ctx.namespace, svc))
+    # Out of the store first: the DELETED event, which may come before the
+    # response, then finds nothing to restore (App.observe_service).
+    known = env.store.services.remove((ctx.namespace, svc))
+    try:
+        await env.kube.delete_service(ctx.namespace, svc)
+    except BaseException:
+        if known is not None:
+            env.store.services.put(known)
+        raise
     if env.settings.ingress_class:
         await env.kube.delete_ingress(ctx.namespace, svc)

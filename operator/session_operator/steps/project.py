@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import builders
-from ..context import Ctx, Env, Halt, PodTarget
+from ..context import Body, Ctx, Env, Halt, PodTarget
 from ..reasons import CONTAINER_NOT_FOUND, PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 from ..turns import choose_pod
 
@@ -50,7 +50,28 @@ async def ensure_pod_label(ctx: Ctx, env: Env) -> None:
     if labels.get(builders.SESSION_LABEL) == ctx.name:
         return
     ctx.step("label the project pod")
-    patch = builders.pod_session_label_patch(ctx.name)
-    if await env.kube.patch_pod(ctx.namespace, target.name, patch):
-        labeled = {**labels, builders.SESSION_LABEL: ctx.name}
-        env.store.pods.put({**target.pod, "metadata": {**meta, "labels": labeled}})
+    await set_session_label(env, ctx.namespace, target.pod, ctx.name)
+
+
+async def set_session_label(env: Env, namespace: str, pod: Body, session: str | None) -> None:
+    """Set (or, with None, remove) the pod's session label, store first.
+
+    The store takes the new label before the patch is sent: the watch event of
+    the write may arrive before its response, and must find the store already
+    knowing it (mappers.map_pod then wakes nobody). A failed patch puts the
+    store back; a 404 drops the pod, as its DELETED event will.
+    """
+    meta = pod.get("metadata") or {}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != builders.SESSION_LABEL}
+    if session is not None:
+        labels[builders.SESSION_LABEL] = session
+    env.store.pods.put({**pod, "metadata": {**meta, "labels": labels}})
+    try:
+        found = await env.kube.patch_pod(
+            namespace, meta["name"], builders.pod_session_label_patch(session)
+        )
+    except BaseException:
+        env.store.pods.put(pod)
+        raise
+    if not found:
+        env.store.pods.remove((namespace, meta["name"]))  # 404: the pod is gone
