@@ -258,15 +258,20 @@ def test_failures_say_the_exit_code_and_the_last_lines(tmp_path: Path) -> None:
     assert ExecResult(3, "", "").describe() == "exit code 3"
 
 
-def test_push_sends_commits_only(repo: dict[str, Path]) -> None:
+def _worktree_with_a_commit(repo: dict[str, Path], branch: str) -> Path:
     path = repo["sessions"] / "s"
     run(
-        gitcmd.checkout(str(repo["repo"]), str(path), "topic/p", "refs/remotes/origin/main"),
+        gitcmd.checkout(str(repo["repo"]), str(path), branch, "refs/remotes/origin/main"),
         repo["base"],
     )
     (path / "done.txt").write_text("x\n")
     git(path, "add", "done.txt")
     git(path, *ENV, "commit", "-q", "-m", "done")
+    return path
+
+
+def test_push_sends_commits_only(repo: dict[str, Path]) -> None:
+    path = _worktree_with_a_commit(repo, "topic/p")
     (path / "draft.txt").write_text("not committed\n")
     out = run(gitcmd.push_and_changes(str(path), "", "topic/p"), repo["base"])
     pushed, workspace = gitcmd.read_push_and_changes(
@@ -283,14 +288,7 @@ def test_push_sends_commits_only(repo: dict[str, Path]) -> None:
 def test_rejected_push_gives_gits_reason_and_still_reads_the_workspace(
     repo: dict[str, Path],
 ) -> None:
-    path = repo["sessions"] / "s"
-    run(
-        gitcmd.checkout(str(repo["repo"]), str(path), "topic/r", "refs/remotes/origin/main"),
-        repo["base"],
-    )
-    (path / "done.txt").write_text("x\n")
-    git(path, "add", "done.txt")
-    git(path, *ENV, "commit", "-q", "-m", "done")
+    path = _worktree_with_a_commit(repo, "topic/r")
     hook = repo["base"] / "origin.git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'closed for the night' >&2\nexit 1\n")
     hook.chmod(0o755)
