@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
@@ -327,3 +328,13 @@ def kubectl(
 ) -> str:
     """kubectl's stdout; a failure raises with its stderr."""
     return kubectl_run(kubeconfig, *args, stdin=stdin, timeout=timeout).stdout
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    """The objects ``kubectl kustomize`` renders from a folder; a failure raises with its stderr."""
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    if out.returncode != 0:
+        raise AssertionError(f"kubectl kustomize {path}: {out.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]

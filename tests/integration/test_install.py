@@ -35,6 +35,7 @@ from kubehelpers import (
     events_for,
     get_session,
     kubectl_run,
+    kustomize,
     patch_session,
     session_manifest,
     wait_condition,
@@ -118,14 +119,7 @@ def assert_only(errors: list[str], allowed: list[re.Pattern[str]]) -> None:
 
 
 def rendered(root: Path = MANIFESTS) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    return kustomize(root)
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubehelpers import ROOT, kubectl, wait_for
+from kubehelpers import ROOT, kubectl, kustomize, wait_for
 
 COMPONENT = ROOT / "manifests" / "components" / "monitoring"
 CRDS_SCRIPT = ROOT / "hack" / "monitoring-crds.sh"
@@ -85,15 +85,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
             }
         )
     )
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(where)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return kustomize(where)
 
 
 def pick(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
