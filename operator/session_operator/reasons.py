@@ -29,7 +29,9 @@ class Reason:
     phase: Phase | None  # None: keep the phase the Session has (a retry mid-way)
     mode: Mode
     event: str | None  # Event type posted on entering this reason; None posts nothing
-    recheck: bool = False  # re-checked every RDEV_STALLED_RECHECK_INTERVAL
+    # Re-checked on a timer: from RDEV_STALLED_RECHECK_INTERVAL, doubling up to
+    # RDEV_STALLED_RECHECK_MAX while the reason stays.
+    recheck: bool = False
 
 
 PROJECT_NOT_FOUND = "ProjectNotFound"
@@ -49,6 +51,10 @@ CHECKED_IN = "CheckedIn"
 EXPIRED = "Expired"
 IDLE_TIMEOUT = "IdleTimeout"
 DELETED = "Deleted"
+BRANCH_EXISTS = "BranchExists"
+PREVIEW_NAME_TAKEN = "PreviewNameTaken"
+PROJECT_POD_NOT_READY = "ProjectPodNotReady"
+PROJECT_POD_GONE = "ProjectPodGone"
 
 _TABLE = (
     Reason(PROJECT_NOT_FOUND, Phase.PENDING, Mode.RECONCILING, "Warning"),
@@ -58,6 +64,14 @@ _TABLE = (
     Reason(BRANCH_NOT_FOUND, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
     Reason(BRANCH_PROTECTED, Phase.FAILED, Mode.STALLED, "Warning"),
     Reason(CHECKOUT_EXISTS, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
+    # newBranch names a branch that exists: only a person can decide (immutable spec).
+    Reason(BRANCH_EXISTS, Phase.FAILED, Mode.STALLED, "Warning"),
+    # A Service or Ingress of the preview's name that this Session does not own.
+    # The phase is kept: a checked-out session keeps its turn on the project.
+    Reason(PREVIEW_NAME_TAKEN, None, Mode.STALLED, "Warning", recheck=True),
+    # A session with a checkout waits on its own pod, keeping its phase and turn.
+    Reason(PROJECT_POD_NOT_READY, None, Mode.RECONCILING, "Warning"),
+    Reason(PROJECT_POD_GONE, None, Mode.STALLED, "Warning", recheck=True),
     Reason(PROGRESS_DEADLINE, Phase.FAILED, Mode.STALLED, "Warning", recheck=True),
     Reason(INVALID_SPEC, Phase.FAILED, Mode.STALLED, "Warning"),
     Reason(EXEC_FAILED, None, Mode.RECONCILING, "Warning"),

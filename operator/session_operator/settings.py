@@ -10,7 +10,14 @@ import shlex
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .durations import parse_duration
@@ -23,6 +30,33 @@ def _duration(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value.strip())
     return value
+
+
+class _Selector(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match_labels: dict[str, str] = Field(alias="matchLabels", min_length=1)
+
+
+class WebUIPeer(BaseModel):
+    """One NetworkPolicy peer (no ipBlock: the web UI is never opened to addresses)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    namespace_selector: _Selector | None = Field(default=None, alias="namespaceSelector")
+    pod_selector: _Selector | None = Field(default=None, alias="podSelector")
+
+    @model_validator(mode="after")
+    def _some_selector(self) -> WebUIPeer:
+        if self.namespace_selector is None and self.pod_selector is None:
+            raise ValueError("a peer needs namespaceSelector or podSelector")
+        return self
+
+    def as_peer(self) -> dict[str, object]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+    def __hash__(self) -> int:
+        return hash(repr(self.as_peer()))
 
 
 class Settings(BaseSettings):
@@ -40,8 +74,15 @@ class Settings(BaseSettings):
     progress_deadline: timedelta = timedelta(minutes=5)
     webui_check_interval: timedelta = timedelta(seconds=60)
     stalled_recheck_interval: timedelta = timedelta(seconds=60)
+    stalled_recheck_max: timedelta = timedelta(minutes=30)
     retry_interval: timedelta = timedelta(seconds=10)
     exec_timeout: timedelta = timedelta(seconds=60)
+    exec_output_limit: int = Field(default=1 << 20, ge=4096)  # bytes read from one exec
+    pod_gone_grace: timedelta = timedelta(minutes=10)
+    webui_stop_grace: timedelta = timedelta(seconds=30)
+    # NetworkPolicy peers admitted to the web UI port: a JSON list of objects with
+    # namespaceSelector and/or podSelector ({"matchLabels": {...}}). Default: none.
+    webui_allowed_from: tuple[WebUIPeer, ...] = ()
     namespaces: Annotated[tuple[str, ...], NoDecode] = ()
     workers: int = Field(default=16, ge=1, le=256)
     metrics_port: int = Field(default=8000, ge=0, le=65535)
@@ -62,6 +103,9 @@ class Settings(BaseSettings):
         "stalled_recheck_interval",
         "retry_interval",
         "exec_timeout",
+        "pod_gone_grace",
+        "webui_stop_grace",
+        "stalled_recheck_max",
         "peering_lifetime",
         "expiry_warning",
         mode="before",
@@ -69,6 +113,21 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_duration(cls, value: object) -> object:
         return _duration(value)
+
+    @field_validator("exec_output_limit", mode="before")
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_size(value)
+        return value
+
+    @model_validator(mode="after")
+    def _recheck_bounds(self) -> Settings:
+        if self.stalled_recheck_max < self.stalled_recheck_interval:
+            raise ValueError(
+                "RDEV_STALLED_RECHECK_MAX must be at least RDEV_STALLED_RECHECK_INTERVAL"
+            )
+        return self
 
     @field_validator("webui_command", mode="before")
     @classmethod
@@ -110,6 +169,23 @@ class Settings(BaseSettings):
                     " {service} or {port}"
                 ) from exc
         return value
+
+
+_SIZE_UNITS = {"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``1048576``, ``512Ki`` or ``1Mi`` (Kubernetes' binary suffixes)."""
+    text = text.strip()
+    for unit in ("Ki", "Mi", "Gi"):
+        if text.endswith(unit):
+            number, factor = text[: -len(unit)], _SIZE_UNITS[unit]
+            break
+    else:
+        number, factor = text, 1
+    if not number.isdigit():
+        raise ValueError(f"{text!r} is not a size: use bytes, or a number with Ki, Mi or Gi")
+    return int(number) * factor
 
 
 class SettingsError(SystemExit):
