@@ -232,6 +232,9 @@ class Env:
     webui_checked: dict[Key, float] = field(default_factory=dict)
     # The last activity fingerprint read from each worktree (see steps/workspace.py).
     activity: dict[Key, str] = field(default_factory=dict)
+    # Since when (loop time) each placed session's pod has been absent; a restart
+    # starts the grace again, which only ever waits longer.
+    pod_absent_since: dict[Key, float] = field(default_factory=dict)
 
     async def run(self, ctx: Ctx, argv: list[str], step: str) -> ExecResult:
         target = ctx.target
@@ -241,6 +244,7 @@ class Env:
     def forget(self, key: Key) -> None:
         self.webui_checked.pop(key, None)
         self.activity.pop(key, None)
+        self.pod_absent_since.pop(key, None)
 
 
 def _ready_reason(status: Body) -> str | None:

@@ -18,34 +18,6 @@ from .execresult import ExecResult
 Argv = list[str]
 
 
-@dataclass(frozen=True)
-class StatusCounts:
-    uncommitted: int
-    untracked: int
-
-
-def parse_status(output: str) -> StatusCounts:
-    """Count entries of ``status --porcelain=v1 -z`` (renames carry a second path)."""
-    uncommitted = untracked = 0
-    entries = output.split("\0")
-    i = 0
-    while i < len(entries):
-        entry = entries[i]
-        i += 1
-        if len(entry) < 3:
-            continue
-        code = entry[:2]
-        if code == "??":
-            untracked += 1
-        elif code == "!!":
-            continue
-        else:
-            uncommitted += 1
-            if "R" in code or "C" in code:
-                i += 1  # the original path of a rename or copy
-    return StatusCounts(uncommitted=uncommitted, untracked=untracked)
-
-
 _CHECKED_OUT = re.compile(r"already (checked out|used by worktree) at", re.IGNORECASE)
 
 
@@ -68,10 +40,82 @@ resolve() {
 }
 """
 
+# Listings stay in the pod: a scratch folder holds them, and only counts (and a
+# few names) come back, so a worktree with a million files costs the operator
+# a few bytes. Counting from a file rather than a pipe keeps git's exit status.
+_SCRATCH = r"""
+scratch="$(mktemp -d)" || exit 49
+trap 'rm -rf -- "$scratch"' EXIT
+trap 'exit 143' TERM INT HUP
+nuls() { tr -cd '\000' <"$1" | wc -c | tr -d ' '; }
+"""
+
+_COUNTS = r"""
+counts() {
+  git -c core.pager=cat -C "$1" status --porcelain=v1 -z --no-renames \
+    --untracked-files=all >"$scratch/status" || return 1
+  git -C "$1" ls-files -z --others --exclude-standard >"$scratch/untracked" || return 1
+  all="$(nuls "$scratch/status")"; untracked="$(nuls "$scratch/untracked")"
+  ahead="$(git -C "$1" rev-list --count HEAD --not --remotes)" || return 1
+  echo "uncommitted=$((all - untracked))"
+  echo "untracked=$untracked"
+  echo "unpushed=$ahead"
+}
+"""
+
+# What a worktree holds that removing it would lose, beyond what counts() sees:
+# ignored files, edits hidden by skip-worktree/assume-unchanged, stashes made on
+# its branch. Prints key=value lines; returns 0 when it holds anything, 1 when
+# it holds nothing, 2 when it could not tell (which the caller treats as work).
+_ASSESS = (
+    _COUNTS
+    + r"""
+first3() { tr '\000' '\n' <"$1" | head -n 3 | tr '\n' '\t'; }
+assess() {
+  p="$1"
+  counts "$p" >"$scratch/counts" || return 2
+  cat "$scratch/counts"
+  git -C "$p" ls-files -z --others --ignored --exclude-standard --directory \
+    >"$scratch/ignored" || return 2
+  echo "ignored=$(nuls "$scratch/ignored")"
+  echo "ignored_names=$(first3 "$scratch/ignored")"
+  git -C "$p" ls-files -v >"$scratch/flags" || return 2
+  hidden=0
+  : >"$scratch/hidden"
+  while IFS= read -r line; do
+    tag="${line%% *}"; f="${line#* }"
+    case "$tag" in S|[a-z]) ;; *) continue ;; esac
+    case "$f" in
+      \"*) ;;  # a name git had to quote: cannot compare it, so count it
+      *)
+        [ -e "$p/$f" ] || [ -L "$p/$f" ] || continue  # not in the worktree: nothing to lose
+        want="$(git -C "$p" rev-parse -q --verify ":$f" 2>/dev/null)" || want=""
+        have="$(git -C "$p" hash-object -- "$p/$f" 2>/dev/null)" || have="?"
+        [ "$want" != "$have" ] || continue ;;
+    esac
+    hidden=$((hidden + 1)); printf '%s\000' "$f" >>"$scratch/hidden"
+  done <<EOF_FLAGS
+$(grep -E '^(S|[a-z]) ' "$scratch/flags")
+EOF_FLAGS
+  echo "hidden=$hidden"
+  echo "hidden_names=$(first3 "$scratch/hidden")"
+  b="$(git -C "$p" symbolic-ref -q --short HEAD)" || b="(no branch)"
+  git -C "$p" stash list --format=%gs >"$scratch/stashes" 2>/dev/null || : >"$scratch/stashes"
+  stashes="$(awk -v b="$b" 'index($0, "WIP on " b ":") == 1 || index($0, "On " b ":") == 1' \
+    "$scratch/stashes" | wc -l | tr -d ' ')"
+  echo "stashes=$stashes"
+  n() { sed -n "s/^$1=//p" "$scratch/counts"; }
+  [ "$(n uncommitted)$(n untracked)$(n unpushed)" = "000" ] || return 0
+  [ "$(nuls "$scratch/ignored")$hidden$stashes" = "000" ] || return 0
+  return 1
+}
+"""
+)
+
 PRECHECK_SCRIPT = (
     r"""
 set -u
-repo="$1"; branch="$2"; new="$3"; from="$4"
+repo="$1"; branch="$2"; new="$3"; from="$4"; own="$5"
 """
     + _RESOLVE
     + r"""
@@ -90,6 +134,16 @@ if [ "$new" != "new" ]; then
   fi
   exit 20
 fi
+# newBranch only ever creates: a branch that exists is someone's work, unless
+# this Session made it itself (an attempt that stopped mid-checkout).
+where=""
+if git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then where="local"; fi
+if git -C "$repo" show-ref --verify --quiet "refs/remotes/origin/$branch"; then
+  where="${where:+$where,}origin"
+fi
+if [ -n "$where" ] && { [ "$own" != "own" ] || [ "$where" != "local" ]; }; then
+  echo "exists=$where"; exit 23
+fi
 if [ -z "$from" ]; then
   from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
   from="${from#origin/}"
@@ -101,20 +155,33 @@ echo "start=$start"
 """
 )
 
-CHECKOUT_SCRIPT = r"""
+CHECKOUT_SCRIPT = (
+    _SCRATCH
+    + _ASSESS
+    + r"""
 set -u
-repo="$1"; path="$2"; branch="$3"; start="$4"
+repo="$1"; path="$2"; branch="$3"; start="$4"; run="$5"; uid="$6"; own="$7"
 if [ -e "$path" ]; then
   top="$(git -C "$path" rev-parse --show-toplevel 2>/dev/null)" || exit 30
   [ "$top" = "$(cd "$path" && pwd -P)" ] || exit 30
   current="$(git -C "$path" symbolic-ref --quiet --short HEAD)" || current=""
   if [ "$current" != "$branch" ]; then echo "holds=$current"; exit 31; fi
+  left="$(cat "$run/session-uid" 2>/dev/null)" || left=""
+  if [ "$left" != "$uid" ] && [ "$own" != "own" ]; then
+    # Left behind by another Session of this name: adopt it only when empty.
+    if assess "$path" >"$scratch/left"; then
+      printf '%s\n' '--rdev-held--'; cat "$scratch/left"; exit 32
+    elif [ $? -ne 1 ]; then
+      exit 53
+    fi
+  fi
   echo "added=no"
 elif [ -n "$start" ]; then
   if ! err="$(git -C "$repo" worktree add --quiet --no-track -b "$branch" \
       -- "$path" "$start" 2>&1)"; then
-    # The branch was made by an earlier attempt that stopped before the worktree.
-    if git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then
+    # This Session made the branch in an attempt that stopped before the worktree.
+    if [ "$own" = "own" ] && git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"
+    then
       git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit 40
     else
       echo "$err" >&2; exit 40
@@ -125,78 +192,155 @@ else
   git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit 40
   echo "added=yes"
 fi
+mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid" || exit 54
 echo "commit=$(git -C "$path" rev-parse --verify HEAD)"
 printf '%s\n' '--rdev-changes--'
-git -c core.pager=cat -C "$path" status --porcelain=v1 -z --untracked-files=all || exit 50
-printf '\n--rdev--\n'
-git -C "$path" rev-list --count HEAD --not --remotes || exit 51
+counts "$path" || exit 50
 """
+)
 
-REMOVE_SCRIPT = r"""
+# The end of a session (push for review when asked, then say what the worktree
+# holds) and its deletion (remove the worktree only when assess() says it holds
+# nothing). Anything it cannot read counts as work.
+END_SCRIPT = (
+    _SCRATCH
+    + _ASSESS
+    + r"""
 set -u
-repo="$1"; path="$2"; run="$3"
+repo="$1"; path="$2"; run="$3"; branch="$4"; push="$5"; remove="$6"
 [ -e "$path" ] || { rm -rf -- "$run"; echo "removed=gone"; exit 0; }
-git -c core.pager=cat -C "$path" status --porcelain=v1 -z --untracked-files=all || exit 50
-printf '\n--rdev--\n'
-git -C "$path" rev-list --count HEAD --not --remotes || exit 51
-printf '\n--rdev-verdict--\n'
-dirty="$(git -C "$path" status --porcelain=v1 --untracked-files=all | head -c 1)"
-ahead="$(git -C "$path" rev-list --count HEAD --not --remotes)"
-if [ -n "$dirty" ] || [ "$ahead" != 0 ]; then echo "kept"; exit 0; fi
+if [ "$push" = "push" ]; then
+  if commit="$(git -C "$path" rev-parse --verify HEAD)"; then
+    echo "commit=$commit"
+    # Commits only: uncommitted changes stay in the worktree. The refspec starts
+    # with HEAD, so no value can become an option.
+    git -c core.pager=cat -C "$path" push --quiet origin "HEAD:refs/heads/$branch" </dev/null
+    echo "push_exit=$?"
+  else
+    echo "push_exit=60"
+  fi
+fi
+printf '%s\n' '--rdev-pushed--'
+assess "$path"
+held=$?
+printf '%s\n' '--rdev-verdict--'
+if [ "$held" -eq 0 ]; then echo "kept"; exit 0; fi
+[ "$held" -eq 1 ] || exit 50
+[ "$remove" = "remove" ] || { echo "untouched"; exit 0; }
 git -C "$repo" worktree remove -- "$path" || exit 52
 rm -rf -- "$run"
 echo "removed"
 """
+)
 
 
-CHANGES_SCRIPT = r"""
-git -c core.pager=cat -C "$1" status --porcelain=v1 -z --untracked-files=all || exit 10
-printf '\n--rdev--\n'
-git -C "$1" rev-list --count HEAD --not --remotes || exit 11
+CHANGES_SCRIPT = (
+    _SCRATCH
+    + _COUNTS
+    + r"""
+counts "$1" || exit 10
 printf '%s\n' '--rdev-activity--'
 # A fingerprint of everything that counts as activity: HEAD and branch, the
 # status, size and time of every changed or untracked file, the web UI's log.
 {
   git -C "$1" rev-parse HEAD 2>/dev/null
   git -C "$1" symbolic-ref -q HEAD 2>/dev/null
-  git -c core.pager=cat -C "$1" status --porcelain=v1 -z --untracked-files=all 2>/dev/null
-  ( cd "$1" && git ls-files -z -m -o --exclude-standard \
-      | xargs -0 -r stat -c '%n %Y %s' ) 2>/dev/null
-  [ -z "${2:-}" ] || stat -c '%s %Y' "$2/webui.log" 2>/dev/null
+  cat "$scratch/status"
+  ( cd -- "$1" && git ls-files -z -m -o --exclude-standard \
+      | xargs -0 -r stat -c '%n %Y %s' -- ) 2>/dev/null
+  [ -z "${2:-}" ] || stat -c '%s %Y' -- "$2/webui.log" 2>/dev/null
 } | cksum
 """
+)
 
 
 def changes(path: str, run_dir: str = "") -> Argv:
-    """The workspace state: ``status -z`` output, the unpushed commit count, an activity mark."""
+    """The workspace state: counts made in the pod, and an activity mark."""
     return ["sh", "-c", CHANGES_SCRIPT, "sh", path, run_dir]
 
 
+def _count(fields: dict[str, str], key: str) -> int:
+    value = fields.get(key, "").strip()
+    return int(value) if value.isdigit() else 0
+
+
 def parse_changes(stdout: str) -> tuple[int, int, int]:
-    """(uncommitted files, untracked files, unpushed commits) from the changes output."""
-    stdout = stdout.partition("--rdev-activity--\n")[0]
-    status_part, _, count_part = stdout.partition("\n--rdev--\n")
-    counts = parse_status(status_part)
-    try:
-        unpushed = int(count_part.strip() or "0")
-    except ValueError:
-        unpushed = 0
-    return counts.uncommitted, counts.untracked, unpushed
+    """(uncommitted files, untracked files, unpushed commits), as counted in the pod."""
+    fields = parse_fields(stdout.partition("--rdev-activity--\n")[0])
+    return (
+        _count(fields, "uncommitted"),
+        _count(fields, "untracked"),
+        _count(fields, "unpushed"),
+    )
 
 
-def precheck(repo: str, branch: str, new: bool, from_ref: str | None) -> Argv:
-    """fetch, then resolve the branch (or the new branch's start); prints key=value lines."""
-    return ["sh", "-c", PRECHECK_SCRIPT, "sh", repo, branch, "new" if new else "", from_ref or ""]
+def precheck(repo: str, branch: str, new: bool, from_ref: str | None, *, own: bool = False) -> Argv:
+    """fetch, then resolve the branch (or the new branch's start); prints key=value lines.
+
+    ``own``: this Session already recorded the branch as its own (a restart
+    mid-checkout), so a local branch of that name is the one it made.
+    """
+    return [
+        "sh",
+        "-c",
+        PRECHECK_SCRIPT,
+        "sh",
+        repo,
+        branch,
+        "new" if new else "",
+        from_ref or "",
+        "own" if own else "",
+    ]
 
 
-def checkout(repo: str, path: str, branch: str, start: str | None) -> Argv:
-    """Create (or find) the worktree; prints added=, commit= and the workspace state."""
-    return ["sh", "-c", CHECKOUT_SCRIPT, "sh", repo, path, branch, start or ""]
+def checkout(
+    repo: str,
+    path: str,
+    branch: str,
+    start: str | None,
+    *,
+    run_dir: str,
+    uid: str,
+    own: bool = False,
+) -> Argv:
+    """Create (or find) the worktree; prints added=, commit= and the workspace counts.
+
+    The worktree is marked with the Session's UID (in its run folder): a Session
+    re-created under the same name adopts a worktree left behind only when it
+    holds no work. ``own``: the status already records this checkout.
+    """
+    return [
+        "sh",
+        "-c",
+        CHECKOUT_SCRIPT,
+        "sh",
+        repo,
+        path,
+        branch,
+        start or "",
+        run_dir,
+        uid,
+        "own" if own else "",
+    ]
 
 
-def remove(repo: str, path: str, run_dir: str) -> Argv:
-    """Remove the worktree only when nothing is at stake; prints the state and a verdict."""
-    return ["sh", "-c", REMOVE_SCRIPT, "sh", repo, path, run_dir]
+def end(
+    repo: str, path: str, run_dir: str, push_branch: str | None = None, *, remove: bool = False
+) -> Argv:
+    """Push ``push_branch`` for review (if given), say what the worktree holds, and with
+    ``remove`` remove it when it holds nothing."""
+    return [
+        "sh",
+        "-c",
+        END_SCRIPT,
+        "sh",
+        repo,
+        path,
+        run_dir,
+        push_branch or "",
+        "push" if push_branch else "",
+        "remove" if remove else "",
+    ]
 
 
 def parse_fields(stdout: str) -> dict[str, str]:
@@ -208,12 +352,77 @@ def parse_fields(stdout: str) -> dict[str, str]:
     return fields
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n for n in (_CONTROL.sub("?", n) for n in text.split("\t")) if n)
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a worktree holds that removing it would lose."""
+
+    uncommitted: int = 0
+    untracked: int = 0
+    unpushed: int = 0
+    ignored: int = 0
+    ignored_names: tuple[str, ...] = ()
+    hidden: int = 0  # skip-worktree / assume-unchanged files that differ from the index
+    hidden_names: tuple[str, ...] = ()
+    stashes: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Holdings:
+        fields = parse_fields(text)
+        return cls(
+            uncommitted=_count(fields, "uncommitted"),
+            untracked=_count(fields, "untracked"),
+            unpushed=_count(fields, "unpushed"),
+            ignored=_count(fields, "ignored"),
+            ignored_names=_names(fields.get("ignored_names", "")),
+            hidden=_count(fields, "hidden"),
+            hidden_names=_names(fields.get("hidden_names", "")),
+            stashes=_count(fields, "stashes"),
+        )
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return self.uncommitted, self.untracked, self.unpushed
+
+    def describe(self) -> str:
+        """E.g. "2 ignored files (.env, build/), 1 stash"; empty when it holds nothing."""
+
+        def named(count: int, names: tuple[str, ...], what: str) -> str:
+            shown = ", ".join(names[:3]) + (", ..." if count > len(names[:3]) else "")
+            return f"{_plural(count, what, what + 's')} ({shown})" if names else ""
+
+        parts = [
+            _plural(self.uncommitted, "uncommitted file", "uncommitted files")
+            if self.uncommitted
+            else "",
+            _plural(self.untracked, "untracked file", "untracked files") if self.untracked else "",
+            named(self.ignored, self.ignored_names, "ignored file")
+            or (_plural(self.ignored, "ignored file", "ignored files") if self.ignored else ""),
+            named(self.hidden, self.hidden_names, "hidden edit")
+            or (_plural(self.hidden, "hidden edit", "hidden edits") if self.hidden else ""),
+            _plural(self.stashes, "stash", "stashes") if self.stashes else "",
+            _plural(self.unpushed, "unpushed commit", "unpushed commits") if self.unpushed else "",
+        ]
+        return ", ".join(p for p in parts if p)
+
+
 # Typed results: exit codes and markers stay in this module -----------------------
 class Found(StrEnum):
     OK = "ok"
     BRANCH_MISSING = "branch-missing"
     NOT_A_BRANCH = "not-a-branch"  # a tag or a commit: ``named`` says which
     FROM_MISSING = "from-missing"
+    EXISTS = "exists"  # newBranch names a branch that exists: ``where`` says where
     FAILED = "failed"
 
 
@@ -223,6 +432,7 @@ class Precheck:
     start: str | None = None  # the ref a new branch starts from
     from_ref: str | None = None  # the start as named (the default branch when unset)
     named: str = ""  # what a name that is not a branch names: tag or commit
+    where: tuple[str, ...] = ()  # where an existing branch is: local, origin
     detail: str = ""
 
 
@@ -234,6 +444,9 @@ def read_precheck(result: ExecResult) -> Precheck:
         return Precheck(Found.FROM_MISSING, from_ref=fields.get("from"))
     if result.returncode == 22:
         return Precheck(Found.NOT_A_BRANCH, named=fields.get("named", "commit"))
+    if result.returncode == 23:
+        where = tuple(w for w in fields.get("exists", "").split(",") if w in ("local", "origin"))
+        return Precheck(Found.EXISTS, where=where or ("local",))
     if not result.ok:
         step = "git fetch" if result.returncode == 10 else "the branch check"
         return Precheck(Found.FAILED, detail=f"{step} failed with {result.describe()}")
@@ -245,6 +458,7 @@ class Placed(StrEnum):
     PATH_TAKEN = "path-taken"  # the path exists and is not a worktree of the branch
     HOLDS_OTHER = "holds-other"  # the path is a worktree of another branch
     BRANCH_ELSEWHERE = "branch-elsewhere"  # git: the branch is checked out elsewhere
+    LEFT_BEHIND = "left-behind"  # another Session of this name left work there
     FAILED = "failed"
 
 
@@ -254,6 +468,7 @@ class Checkout:
     added: bool = False
     commit: str = ""
     holds: str = ""
+    held: Holdings | None = None
     changes: tuple[int, int, int] | None = None
     detail: str = ""
 
@@ -265,6 +480,9 @@ def read_checkout(result: ExecResult) -> Checkout:
         return Checkout(Placed.PATH_TAKEN)
     if result.returncode == 31:
         return Checkout(Placed.HOLDS_OTHER, holds=fields.get("holds", ""))
+    if result.returncode == 32:
+        held = Holdings.parse(result.stdout.partition("--rdev-held--\n")[2])
+        return Checkout(Placed.LEFT_BEHIND, held=held)
     if result.returncode == 40 and checkout_refused_elsewhere(result.stderr):
         return Checkout(Placed.BRANCH_ELSEWHERE)
     if not result.ok or not fields.get("commit"):
@@ -281,6 +499,7 @@ class Removal(StrEnum):
     GONE = "gone"  # nothing was there
     REMOVED = "removed"
     KEPT = "kept"  # something would be lost
+    UNTOUCHED = "untouched"  # holds nothing, and removal was not asked for
     REFUSED = "refused"  # git refused to remove it
     FAILED = "failed"  # the state could not be read
 
@@ -288,24 +507,48 @@ class Removal(StrEnum):
 @dataclass(frozen=True)
 class Remove:
     removal: Removal
-    changes: tuple[int, int, int] | None = None
+    held: Holdings | None = None
+    detail: str = ""
+
+    @property
+    def changes(self) -> tuple[int, int, int] | None:
+        return self.held.counts if self.held is not None else None
+
+
+@dataclass(frozen=True)
+class Push:
+    pushed: bool
+    commit: str | None
     detail: str = ""
 
 
-def read_remove(result: ExecResult) -> Remove:
-    state, _, verdict = result.stdout.partition("\n--rdev-verdict--\n")
-    if result.ok and "removed=gone" in result.stdout:
-        return Remove(Removal.GONE)
-    if not result.ok and result.returncode != 52:
-        return Remove(
-            Removal.FAILED, detail=f"reading the worktree failed with {result.describe()}"
+def read_end(result: ExecResult) -> tuple[Push | None, Remove]:
+    """Whether the push went through (None when none was asked), and what became of the worktree."""
+    head, marked, rest = result.stdout.partition("--rdev-pushed--\n")
+    fields = parse_fields(head)
+    push: Push | None = None
+    if "push_exit" in fields:
+        code = fields["push_exit"]
+        if code == "0":
+            push = Push(True, fields.get("commit"))
+        else:
+            failed = ExecResult(int(code) if code.isdigit() else 1, "", result.stderr)
+            detail = f"git push failed with {failed.describe()}"
+            push = Push(False, fields.get("commit"), detail=detail)
+    if result.ok and fields.get("removed") == "gone":
+        return push, Remove(Removal.GONE)
+    state, _, verdict = rest.partition("--rdev-verdict--\n")
+    if not marked or (not result.ok and result.returncode != 52):
+        failed = ExecResult(result.returncode, "", result.stderr)
+        return push, Remove(
+            Removal.FAILED, detail=f"reading the worktree failed with {failed.describe()}"
         )
-    changes = parse_changes(state)
-    if verdict.strip() == "kept":
-        return Remove(Removal.KEPT, changes)
+    held = Holdings.parse(state)
+    if verdict.strip() in (Removal.KEPT, Removal.UNTOUCHED):
+        return push, Remove(Removal(verdict.strip()), held)
     if result.returncode == 52:
-        return Remove(Removal.REFUSED, changes, detail=result.describe())
-    return Remove(Removal.REMOVED, changes)
+        return push, Remove(Removal.REFUSED, held, detail=result.describe())
+    return push, Remove(Removal.REMOVED, held)
 
 
 @dataclass(frozen=True)
@@ -320,49 +563,3 @@ def read_changes(result: ExecResult) -> Workspace | None:
         return None
     activity = result.stdout.partition("--rdev-activity--\n")[2].strip()
     return Workspace(parse_changes(result.stdout), activity)
-
-
-PUSH_SCRIPT = r"""
-set -u
-path="$1"; branch="$3"
-if commit="$(git -C "$path" rev-parse --verify HEAD)"; then
-  echo "commit=$commit"
-  # Commits only: uncommitted changes stay in the worktree. The refspec starts
-  # with HEAD, so no value can become an option.
-  git -c core.pager=cat -C "$path" push --quiet origin "HEAD:refs/heads/$branch" </dev/null
-  echo "push_exit=$?"
-else
-  echo "push_exit=60"
-fi
-printf '%s\n' '--rdev-pushed--'
-"""
-
-
-def push_and_changes(path: str, run_dir: str, branch: str) -> Argv:
-    """Push the branch's commits to origin for review, then read the workspace state.
-
-    One exec at checkin instead of two; the state is read after the push, so
-    ``unpushedCommits`` says what the push left behind.
-    """
-    return ["sh", "-c", PUSH_SCRIPT + CHANGES_SCRIPT, "sh", path, run_dir, branch]
-
-
-@dataclass(frozen=True)
-class Push:
-    pushed: bool
-    commit: str | None
-    detail: str = ""
-
-
-def read_push_and_changes(result: ExecResult) -> tuple[Push, Workspace | None]:
-    """Whether the push went through (with git's reason when not), and the workspace state."""
-    head, marked, rest = result.stdout.partition("--rdev-pushed--\n")
-    fields = parse_fields(head)
-    code = fields.get("push_exit", "")
-    if code == "0":
-        push = Push(True, fields.get("commit"))
-    else:
-        failed = ExecResult(int(code) if code.isdigit() else result.returncode, "", result.stderr)
-        push = Push(False, fields.get("commit"), detail=f"git push failed with {failed.describe()}")
-    workspace = read_changes(ExecResult(result.returncode, rest, result.stderr)) if marked else None
-    return push, workspace

@@ -103,7 +103,9 @@ def test_delete_with_project_pod_gone_does_not_block(api, namespace, repo, opera
     (path / "wip.txt").write_text("wip\n")
     core = client.CoreV1Api(api)
     core.delete_namespaced_pod(pod["metadata"]["name"], namespace, grace_period_seconds=0)
-    wait_condition(api, namespace, "s", "Ready", "False", "ProjectNotFound", timeout=60)
+    # The session waits for its own pod, where its work is; it never moves.
+    s = wait_condition(api, namespace, "s", "Ready", "False", "ProjectPodNotReady", timeout=60)
+    assert s["status"]["phase"] == "Active"
     _delete(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "wip.txt").exists()

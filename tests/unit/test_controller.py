@@ -187,10 +187,10 @@ def test_choose_pod_sticky_gone() -> None:
 @pytest.mark.parametrize(
     ("stdout", "expected"),
     [
-        ("\n--rdev--\n0\n", (0, 0, 0)),
-        (" M a\0?? b\0?? c\0R  d\0e\0\n--rdev--\n3\n", (2, 2, 3)),
-        ("?? only\0\n--rdev--\n", (0, 1, 0)),
-        (" M a\0\n--rdev--\nfatal: bad revision\n", (1, 0, 0)),
+        ("uncommitted=0\nuntracked=0\nunpushed=0\n", (0, 0, 0)),
+        ("uncommitted=2\nuntracked=2\nunpushed=3\n--rdev-activity--\n9 9\n", (2, 2, 3)),
+        ("untracked=1\n", (0, 1, 0)),
+        ("uncommitted=1\nunpushed=fatal: bad revision\n", (1, 0, 0)),
         ("", (0, 0, 0)),
     ],
 )
@@ -523,8 +523,8 @@ class FlakyExec:
             raise execresult.ExecError(f"exec into pod {pod} failed: stream broke")
         answers = {
             "precheck": "start=\n",
-            "checkout": "added=yes\ncommit=abc123\n--rdev-changes--\n\n--rdev--\n0\n",
-            "changes": "\n--rdev--\n0\n",
+            "checkout": "added=yes\ncommit=abc123\n--rdev-changes--\nuncommitted=0\n",
+            "changes": "uncommitted=0\nuntracked=0\nunpushed=0\n",
         }
         return ExecResult(0, answers[step], "")
 

@@ -56,8 +56,10 @@ def repo(tmp_path: Path) -> dict[str, Path]:
     "argv",
     [
         gitcmd.precheck("/repo-x", EVIL[0], True, EVIL[1]),
-        gitcmd.checkout("/repo-x", "/sess-x/x", EVIL[2], EVIL[3]),
-        gitcmd.remove("/repo-x", "/sess-x/x", "/sess-x/.rdev/x"),
+        gitcmd.checkout(
+            "/repo-x", "/sess-x/x", EVIL[2], EVIL[3], run_dir="/sess-x/.rdev/x", uid="u"
+        ),
+        gitcmd.end("/repo-x", "/sess-x/x", "/sess-x/.rdev/x", EVIL[2]),
         gitcmd.changes("/sess-x/x"),
     ],
 )
@@ -67,7 +69,7 @@ def test_scripts_are_constant_and_values_positional(argv: list[str]) -> None:
     assert script in {
         gitcmd.PRECHECK_SCRIPT,
         gitcmd.CHECKOUT_SCRIPT,
-        gitcmd.REMOVE_SCRIPT,
+        gitcmd.END_SCRIPT,
         gitcmd.CHANGES_SCRIPT,
     }
     assert argv[3] == "sh"  # $0; every value follows as $1, $2, ...
@@ -104,9 +106,21 @@ def test_precheck_fetch_failure(tmp_path: Path) -> None:
     assert out.returncode == 10
 
 
-def _checkout(repo: dict[str, Path], name: str, branch: str, start: str | None):
+def _checkout(
+    repo: dict[str, Path],
+    name: str,
+    branch: str,
+    start: str | None,
+    *,
+    uid: str = "uid-1",
+    own: bool = False,
+):
     path = repo["sessions"] / name
-    out = run(gitcmd.checkout(str(repo["repo"]), str(path), branch, start), repo["base"])
+    run_dir = repo["sessions"] / ".rdev" / name
+    argv = gitcmd.checkout(
+        str(repo["repo"]), str(path), branch, start, run_dir=str(run_dir), uid=uid, own=own
+    )
+    out = run(argv, repo["base"])
     head, _, state = out.stdout.partition("--rdev-changes--\n")
     return out, gitcmd.parse_fields(head), state, path
 
@@ -124,11 +138,64 @@ def test_checkout_existing_branch_is_idempotent(repo: dict[str, Path]) -> None:
 
 
 def test_checkout_new_branch_resumes_after_an_interrupted_attempt(repo: dict[str, Path]) -> None:
-    # An earlier attempt created the branch but stopped before the worktree.
+    # An earlier attempt of this Session created the branch but stopped before the worktree.
     git(repo["repo"], "branch", "topic/y", "origin/main")
-    out, _, _, path = _checkout(repo, "s2", "topic/y", "refs/remotes/origin/main")
+    out, _, _, path = _checkout(repo, "s2", "topic/y", "refs/remotes/origin/main", own=True)
     assert out.returncode == 0, out.stderr
     assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "topic/y"
+
+
+def test_checkout_new_branch_never_takes_over_someone_elses_branch(
+    repo: dict[str, Path],
+) -> None:
+    git(repo["repo"], "branch", "topic/theirs", "origin/main")
+    out, _, _, path = _checkout(repo, "s2b", "topic/theirs", "refs/remotes/origin/main")
+    assert out.returncode == 40
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("local", "remote", "where"),
+    [(True, False, ("local",)), (False, True, ("origin",)), (True, True, ("local", "origin"))],
+)
+def test_precheck_new_branch_that_exists_stalls(
+    repo: dict[str, Path], local: bool, remote: bool, where: tuple[str, ...]
+) -> None:
+    seed = repo["base"] / "seed"
+    if remote:
+        git(seed, "push", "-q", "origin", "main:refs/heads/topic/taken")
+    if local:
+        git(repo["repo"], "branch", "topic/taken", "origin/main")
+    before = git(repo["repo"], "for-each-ref", "refs/heads")
+    for own in (False, True):
+        argv = gitcmd.precheck(str(repo["repo"]), "topic/taken", True, None, own=own)
+        out = run(argv, repo["base"])
+        checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
+        if own and where == ("local",):
+            # The one exception: this Session made the branch itself.
+            assert checked.found == gitcmd.Found.OK, out.stderr
+        else:
+            assert checked.found == gitcmd.Found.EXISTS and checked.where == where
+    assert git(repo["repo"], "for-each-ref", "refs/heads") == before  # nothing changed
+
+
+def test_a_worktree_left_by_another_session_is_adopted_only_when_empty(
+    repo: dict[str, Path],
+) -> None:
+    out, _, _, path = _checkout(repo, "re", "feature", None, uid="old")
+    assert out.returncode == 0, out.stderr
+    (path / "draft.txt").write_text("work\n")
+    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="new")
+    done = gitcmd.read_checkout(ExecResult(out.returncode, out.stdout, out.stderr))
+    assert done.placed == gitcmd.Placed.LEFT_BEHIND
+    assert done.held is not None and done.held.untracked == 1
+    assert (path / "draft.txt").read_text() == "work\n"
+    # The same Session (its status records the checkout) keeps its own worktree.
+    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="new", own=True)
+    assert out.returncode == 0, out.stderr
+    (path / "draft.txt").unlink()
+    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="newer")
+    assert out.returncode == 0, out.stderr  # empty: adopted
 
 
 def test_checkout_path_taken_by_something_else(repo: dict[str, Path]) -> None:
@@ -165,28 +232,99 @@ def test_option_lookalike_is_not_an_option_to_precheck(repo: dict[str, Path]) ->
     assert not (repo["base"] / "PWNED").exists()
 
 
-def test_remove_keeps_work_and_removes_clean_worktrees(repo: dict[str, Path]) -> None:
+def _end(repo: dict[str, Path], path: Path, push: str | None = None, *, remove: bool = True):
+    run_dir = repo["sessions"] / ".rdev" / path.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = gitcmd.end(str(repo["repo"]), str(path), str(run_dir), push, remove=remove)
+    out = run(argv, repo["base"])
+    return out, gitcmd.read_end(ExecResult(out.returncode, out.stdout, out.stderr))
+
+
+def test_end_keeps_work_and_removes_clean_worktrees(repo: dict[str, Path]) -> None:
     _, _, _, dirty = _checkout(repo, "d", "topic/d", "refs/remotes/origin/main")
     (dirty / "a.txt").write_text("changed\n")
     (dirty / "new.txt").write_text("new\n")
-    run_dir = repo["sessions"] / ".rdev" / "d"
-    run_dir.mkdir(parents=True)
-    out = run(gitcmd.remove(str(repo["repo"]), str(dirty), str(run_dir)), repo["base"])
-    state, _, verdict = out.stdout.partition("\n--rdev-verdict--\n")
-    assert out.returncode == 0 and verdict.strip() == "kept"
-    assert gitcmd.parse_changes(state) == (1, 1, 0)
+    _, (push, removed) = _end(repo, dirty)
+    assert push is None and removed.removal == gitcmd.Removal.KEPT
+    assert removed.changes == (1, 1, 0)
+    assert removed.held is not None
+    assert removed.held.describe() == "1 uncommitted file, 1 untracked file"
     assert (dirty / "new.txt").exists()
 
     _, _, _, ahead = _checkout(repo, "u", "topic/u", "refs/remotes/origin/main")
     git(ahead, "commit", "-q", "--allow-empty", "-m", "local")
-    out = run(gitcmd.remove(str(repo["repo"]), str(ahead), str(run_dir)), repo["base"])
-    assert out.stdout.strip().endswith("kept") and ahead.exists()
+    _, (_, removed) = _end(repo, ahead)
+    assert removed.removal == gitcmd.Removal.KEPT and ahead.exists()
+    assert removed.held is not None and removed.held.describe() == "1 unpushed commit"
 
     _, _, _, clean = _checkout(repo, "c", "topic/c", "refs/remotes/origin/main")
-    out = run(gitcmd.remove(str(repo["repo"]), str(clean), str(run_dir)), repo["base"])
-    assert out.returncode == 0 and out.stdout.strip().endswith("removed")
-    assert not clean.exists() and not run_dir.exists()
+    _, (_, untouched) = _end(repo, clean, remove=False)  # the end of a session keeps it
+    assert untouched.removal == gitcmd.Removal.UNTOUCHED and clean.exists()
+    out, (_, removed) = _end(repo, clean)
+    assert out.returncode == 0 and removed.removal == gitcmd.Removal.REMOVED, out.stderr
+    assert not clean.exists() and not (repo["sessions"] / ".rdev" / "c").exists()
     assert git(repo["repo"], "rev-parse", "--verify", "refs/heads/topic/c")  # branch stays
+    _, (_, gone) = _end(repo, clean)
+    assert gone.removal == gitcmd.Removal.GONE
+
+
+def _ignore(path: Path) -> None:
+    (path / ".gitignore").write_text(".env\nbuild/\n")
+    git(path, "add", ".gitignore")
+    git(path, "commit", "-q", "-m", "ignore")
+    git(path, "push", "-q", "origin", "HEAD")
+
+
+def test_ignored_files_are_work(repo: dict[str, Path]) -> None:
+    _, _, _, path = _checkout(repo, "i", "topic/i", "refs/remotes/origin/main")
+    _ignore(path)
+    (path / ".env").write_text("SECRET=1\n")
+    (path / "build").mkdir()
+    (path / "build" / "notes.txt").write_text("notes\n")
+    _, (_, removed) = _end(repo, path)
+    assert removed.removal == gitcmd.Removal.KEPT
+    assert removed.held is not None
+    assert removed.held.describe() == "2 ignored files (.env, build/)"
+    assert (path / ".env").exists() and (path / "build" / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_edits_hidden_from_status_are_work(repo: dict[str, Path], flag: str) -> None:
+    _, _, _, path = _checkout(repo, "h", "topic/h", "refs/remotes/origin/main")
+    git(path, "update-index", flag, "a.txt")
+    _, (_, removed) = _end(repo, path)  # flagged but unchanged: nothing to lose
+    assert removed.removal == gitcmd.Removal.REMOVED
+    _, _, _, path = _checkout(repo, "h2", "topic/h2", "refs/remotes/origin/main")
+    git(path, "update-index", flag, "a.txt")
+    (path / "a.txt").write_text("hidden edit\n")
+    assert git(path, "status", "--porcelain") == ""  # invisible to status
+    _, (_, removed) = _end(repo, path)
+    assert removed.removal == gitcmd.Removal.KEPT
+    assert removed.held is not None and removed.held.describe() == "1 hidden edit (a.txt)"
+    assert (path / "a.txt").read_text() == "hidden edit\n"
+
+
+def test_stashes_made_in_the_worktree_are_work(repo: dict[str, Path]) -> None:
+    _, _, _, other = _checkout(repo, "o", "topic/o", "refs/remotes/origin/main")
+    (other / "a.txt").write_text("other\n")
+    git(other, "stash", "-q")  # a stash of another branch does not hold this one
+    _, _, _, path = _checkout(repo, "st", "topic/st", "refs/remotes/origin/main")
+    (path / "a.txt").write_text("stashed\n")
+    git(path, "stash", "-q")
+    _, (_, removed) = _end(repo, path)
+    assert removed.removal == gitcmd.Removal.KEPT
+    assert removed.held is not None and removed.held.describe() == "1 stash"
+    _, (_, removed) = _end(repo, other)
+    assert removed.removal == gitcmd.Removal.KEPT
+    assert removed.held is not None and removed.held.stashes == 1
+
+
+def test_an_unreadable_worktree_is_never_removed(repo: dict[str, Path]) -> None:
+    _, _, _, path = _checkout(repo, "b", "topic/b", "refs/remotes/origin/main")
+    (path / ".git").write_text("gitdir: /nowhere\n")  # git cannot read it
+    out, (_, removed) = _end(repo, path)
+    assert removed.removal == gitcmd.Removal.FAILED, out.stdout
+    assert path.exists()
 
 
 def test_changes_counts(repo: dict[str, Path]) -> None:
@@ -196,28 +334,12 @@ def test_changes_counts(repo: dict[str, Path]) -> None:
     git(path, "commit", "-q", "-m", "x")
     (path / "a.txt").write_text("edited\n")
     (path / "u1").write_text("u\n")
+    (path / "with\nnewline").write_text("u\n")
+    git(path, "mv", "x.txt", "y.txt")  # a rename counts once per path git lists
     out = run(gitcmd.changes(str(path)), repo["base"])
-    assert out.returncode == 0
-    assert gitcmd.parse_changes(out.stdout) == (1, 1, 1)
-
-
-@pytest.mark.parametrize(
-    ("output", "uncommitted", "untracked"),
-    [
-        ("", 0, 0),
-        (" M a.txt\0", 1, 0),
-        ("M  a.txt\0MM b.txt\0 D c\0A  d\0", 4, 0),
-        ("?? new.txt\0?? dir/other\0", 0, 2),
-        ("!! ignored\0", 0, 0),
-        # A rename carries the original path as a second entry.
-        ("R  new name.txt\0old name.txt\0?? u\0", 1, 1),
-        ("RM new\0?? looks-untracked-but-is-the-old-path\0 M x\0", 2, 0),
-        ("C  copy\0orig\0", 1, 0),
-        (" M with\nnewline\0", 1, 0),
-    ],
-)
-def test_parse_status(output: str, uncommitted: int, untracked: int) -> None:
-    assert gitcmd.parse_status(output) == gitcmd.StatusCounts(uncommitted, untracked)
+    assert out.returncode == 0, out.stderr
+    assert gitcmd.parse_changes(out.stdout) == (3, 2, 1)
+    assert len(out.stdout) < 400  # counts, not listings
 
 
 def test_checkout_refused_elsewhere() -> None:
@@ -259,11 +381,7 @@ def test_failures_say_the_exit_code_and_the_last_lines(tmp_path: Path) -> None:
 
 
 def _worktree_with_a_commit(repo: dict[str, Path], branch: str) -> Path:
-    path = repo["sessions"] / "s"
-    run(
-        gitcmd.checkout(str(repo["repo"]), str(path), branch, "refs/remotes/origin/main"),
-        repo["base"],
-    )
+    _, _, _, path = _checkout(repo, "s", branch, "refs/remotes/origin/main")
     (path / "done.txt").write_text("x\n")
     git(path, "add", "done.txt")
     git(path, *ENV, "commit", "-q", "-m", "done")
@@ -273,16 +391,14 @@ def _worktree_with_a_commit(repo: dict[str, Path], branch: str) -> Path:
 def test_push_sends_commits_only(repo: dict[str, Path]) -> None:
     path = _worktree_with_a_commit(repo, "topic/p")
     (path / "draft.txt").write_text("not committed\n")
-    out = run(gitcmd.push_and_changes(str(path), "", "topic/p"), repo["base"])
-    pushed, workspace = gitcmd.read_push_and_changes(
-        ExecResult(out.returncode, out.stdout, out.stderr)
-    )
+    _, (pushed, removed) = _end(repo, path, "topic/p", remove=False)
+    assert pushed is not None
     assert pushed.pushed and pushed.commit == git(path, "rev-parse", "HEAD")
     origin = repo["base"] / "origin.git"
     assert git(origin, "rev-parse", "refs/heads/topic/p") == pushed.commit
     assert (path / "draft.txt").exists()
-    # Read after the push: nothing unpushed, the draft still untracked.
-    assert workspace is not None and workspace.counts == (0, 1, 0)
+    # Read after the push: nothing unpushed, the draft still untracked, so kept.
+    assert removed.removal == gitcmd.Removal.KEPT and removed.changes == (0, 1, 0)
 
 
 def test_rejected_push_gives_gits_reason_and_still_reads_the_workspace(
@@ -292,21 +408,17 @@ def test_rejected_push_gives_gits_reason_and_still_reads_the_workspace(
     hook = repo["base"] / "origin.git" / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'closed for the night' >&2\nexit 1\n")
     hook.chmod(0o755)
-    out = run(gitcmd.push_and_changes(str(path), "", "topic/r"), repo["base"])
-    pushed, workspace = gitcmd.read_push_and_changes(
-        ExecResult(out.returncode, out.stdout, out.stderr)
-    )
+    _, (pushed, removed) = _end(repo, path, "topic/r", remove=False)
+    assert pushed is not None
     assert not pushed.pushed and pushed.commit == git(path, "rev-parse", "HEAD")
     assert pushed.detail.startswith("git push failed with exit code 1: ")
     assert "closed for the night" in pushed.detail
-    assert workspace is not None and workspace.counts == (0, 0, 1)
+    assert removed.removal == gitcmd.Removal.KEPT and removed.changes == (0, 0, 1)
 
 
 def test_activity_mark_changes_with_any_activity(repo: dict[str, Path]) -> None:
-    path = repo["sessions"] / "s"
-    run(gitcmd.checkout(str(repo["repo"]), str(path), "feature", None), repo["base"])
+    _, _, _, path = _checkout(repo, "s", "feature", None)
     run_dir = repo["sessions"] / ".rdev" / "s"
-    run_dir.mkdir(parents=True)
 
     def mark() -> str:
         out = run(gitcmd.changes(str(path), str(run_dir)), repo["base"])

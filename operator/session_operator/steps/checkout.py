@@ -1,8 +1,9 @@
 """Take the project's turn and check the branch out as a worktree.
 
-Read-only checks (protected branch, the branch or start exists) run before the
-Session takes its turn, so a Session that cannot proceed stalls without ever
-holding up the project's queue.
+A Session decides whether it may hold the project before any exec: one waiting
+for its turn costs nothing in the pod (no fetch against a slow remote). With
+the turn, the precheck (fetch, does the branch exist) runs first, so a Session
+that cannot proceed stalls, which hands the project to the next in line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ..execresult import ExecError
 from ..gitcmd import Found, Placed
 from ..models import Changes, Phase
 from ..reasons import (
+    BRANCH_EXISTS,
     BRANCH_NOT_FOUND,
     BRANCH_PROTECTED,
     CHECKOUT_EXISTS,
@@ -62,19 +64,17 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
         raise Halt(BRANCH_PROTECTED, f"branch {branch} is protected; sessions may not check it out")
     sessions = env.store.sessions.by_project(ctx.namespace, ctx.spec.project)
     owner = queue_owner(ctx.name, sessions)
-    busy = owner not in (None, ctx.name)
-    ready = ctx.status.condition("Ready")
-    if (
-        busy
-        and ready is not None
-        and ready.reason == PROJECT_BUSY
-        and ready.observed_generation == ctx.generation
-    ):
-        # Checked already for this spec while waiting: wait without exec'ing again.
+    if owner not in (None, ctx.name):
         raise Halt(PROJECT_BUSY, _busy_message(ctx, str(owner)))
     ctx.step("fetch")
     assert ctx.target is not None
-    argv = gitcmd.precheck(ctx.target.repo, branch, bool(ctx.spec.new_branch), ctx.spec.from_ref)
+    argv = gitcmd.precheck(
+        ctx.target.repo,
+        branch,
+        bool(ctx.spec.new_branch),
+        ctx.spec.from_ref,
+        own=_recorded(ctx),
+    )
     async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
         checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
     if checked.found == Found.BRANCH_MISSING:
@@ -90,11 +90,23 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
             BRANCH_NOT_FOUND,
             f"fromRef {checked.from_ref or ctx.spec.from_ref} does not exist",
         )
+    if checked.found == Found.EXISTS:
+        where = " and ".join("on origin" if w == "origin" else "locally" for w in checked.where)
+        raise Halt(
+            BRANCH_EXISTS,
+            f"newBranch {branch} already exists {where}; a session never takes over a branch"
+            " (use branch to work on an existing branch)",
+        )
     if checked.found == Found.FAILED:
         raise ExecError(checked.detail)
-    if busy:
-        raise Halt(PROJECT_BUSY, _busy_message(ctx, str(owner)))
     return checked.start
+
+
+def _recorded(ctx: Ctx) -> bool:
+    """This Session's own status records the branch on this pod: it made what is there."""
+    status, target = ctx.status, ctx.target
+    assert target is not None
+    return status.branch == ctx.spec.wanted_branch and status.pod_name == target.name
 
 
 def check_progress_deadline(ctx: Ctx, env: Env) -> None:
@@ -111,6 +123,8 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
     target, status = ctx.target, ctx.status
     assert target is not None
     branch = ctx.spec.wanted_branch
+    # Read before the status is reset below: what this Session recorded as its own.
+    mine = _recorded(ctx)
     if status.phase != Phase.PROVISIONING:
         status.provisioning_since = status.provisioning_since or ctx.stamp
         status.pod_name = target.name
@@ -125,7 +139,15 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         # and a restarted operator sees the Session holds its project.
         await flush(ctx, env)
     check_progress_deadline(ctx, env)
-    argv = gitcmd.checkout(target.repo, target.path, branch, start)
+    argv = gitcmd.checkout(
+        target.repo,
+        target.path,
+        branch,
+        start,
+        run_dir=target.run_dir,
+        uid=ctx.uid,
+        own=mine,
+    )
     async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
         done = gitcmd.read_checkout(await env.run(ctx, argv, "checkout"))
     if done.placed == Placed.HOLDS_OTHER:
@@ -137,6 +159,14 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         raise Halt(
             CHECKOUT_EXISTS,
             f"{target.path} already exists and is not a worktree of branch {branch}",
+        )
+    if done.placed == Placed.LEFT_BEHIND:
+        held = done.held.describe() if done.held is not None else "work"
+        raise Halt(
+            CHECKOUT_EXISTS,
+            f"{target.path} holds a worktree of branch {branch} that an earlier session of this"
+            f" name left with {held}; it is not adopted (commit or remove it there, or use"
+            " another Session name)",
         )
     if done.placed == Placed.BRANCH_ELSEWHERE:
         raise Halt(

@@ -1,8 +1,9 @@
-"""End a session (checkin, expiry, deletion) and, on deletion, remove its worktree.
+"""End a session (checkin, expiry, idle stop, deletion) and, on deletion, remove its worktree.
 
-Nothing is ever lost: ending keeps the worktree and its branch; the finalizer
-removes the worktree only when it holds no uncommitted, untracked or unpushed
-work, and otherwise leaves it with a Warning.
+Nothing is ever lost: ending keeps the worktree and its branch, with a Warning
+naming what it holds; the finalizer removes the worktree only when it holds
+nothing (gitcmd's assess: no uncommitted, untracked or ignored files, no hidden
+edits, no stashes, no unpushed commits), and otherwise leaves it with a Warning.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from .. import builders, gitcmd, webui
-from ..conditions import PREVIEW_READY, WEBUI_READY
+from ..conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
 from ..execresult import ExecError
-from ..gitcmd import Removal, Workspace
+from ..gitcmd import Push, Removal
 from ..models import Phase, Review, WebUIState
 from ..reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
 from ..turns import HOLDING_PHASES, pod_ready
@@ -69,18 +70,17 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
         ctx.summary(ENDING, "ending the session")
         await flush(ctx, env)
     ctx.target = _last_target(ctx, env)
-    if ctx.target is not None:
+    if ctx.target is None:
+        if reason != DELETED:
+            _kept_unreachable(ctx)
+    else:
         try:
-            if reason == CHECKED_IN and push_due(ctx, env):
-                workspace = await push_for_review(ctx, env)
-            else:
-                workspace = gitcmd.read_changes(
-                    await env.run(ctx, gitcmd.changes(ctx.target.path), "changes")
-                )
-            if workspace is not None:
-                record_changes(ctx, workspace.counts)
             if web_ui_up:
+                # First: a web UI that saves on SIGTERM writes into the worktree.
                 await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
+            if reason != DELETED:  # deletion reads the worktree as it removes it
+                push = reason == CHECKED_IN and push_due(ctx, env)
+                await settle_worktree(ctx, env, status.branch if push else None)
         except ExecError as exc:
             if not exc.pod_gone:
                 raise
@@ -120,17 +120,13 @@ def push_due(ctx: Ctx, env: Env) -> bool:
     return status.review is None or status.review.pushed is None
 
 
-async def push_for_review(ctx: Ctx, env: Env) -> Workspace | None:
-    """Push the branch's commits to origin so a reviewer can see them (once).
+def _record_push(ctx: Ctx, pushed: Push) -> None:
+    """The review request's push: ``review.pushed`` says how it went, a Warning why not.
 
-    The same exec then reads the workspace state, which it returns. A failed
-    push ends the session all the same: ``review.pushed`` is false, a Warning
-    says git's reason, and the worktree keeps everything.
+    A failed push ends the session all the same; the worktree keeps everything.
     """
     status = ctx.status
-    assert ctx.target is not None and ctx.spec.checkin is not None and status.branch
-    argv = gitcmd.push_and_changes(ctx.target.path, ctx.target.run_dir, status.branch)
-    pushed, workspace = gitcmd.read_push_and_changes(await env.run(ctx, argv, "push"))
+    assert ctx.spec.checkin is not None and status.branch
     status.review = Review(
         requested=True,
         auto_merge=ctx.spec.checkin.auto_merge,
@@ -146,7 +142,6 @@ async def push_for_review(ctx: Ctx, env: Env) -> Workspace | None:
             "PushFailed",
             f"branch {status.branch} was not pushed for review: {pushed.detail}",
         )
-    return workspace
 
 
 async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
@@ -162,46 +157,66 @@ async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
     await set_session_label(env, ctx.namespace, pod, None)
 
 
-async def remove_worktree(ctx: Ctx, env: Env) -> None:
-    """Remove the worktree only if nothing would be lost; say what was kept and why.
-
-    Raises ExecError for a transient failure; the finalizer bounds the retries
-    so that a vanished pod can never hold it forever.
-    """
+def _kept_unreachable(ctx: Ctx) -> None:
     status = ctx.status
-    if not status.checkout_path or not status.pod_name:
-        return
-    target = _last_target(ctx, env)
-    if target is None:
+    if status.checkout_path and status.pod_name:
         ctx.event(
             "Warning",
             "WorktreeKept",
             f"project pod {status.pod_name} is not running; the worktree at"
             f" {status.checkout_path} was left in place",
         )
+
+
+async def remove_worktree(ctx: Ctx, env: Env) -> None:
+    """At deletion of an ended Session: look at a kept worktree again.
+
+    Raises ExecError for a transient failure; the finalizer bounds the retries
+    so that a vanished pod can never hold it forever.
+    """
+    if not ctx.status.checkout_path or not ctx.status.pod_name:
         return
-    ctx.target = target
-    argv = gitcmd.remove(target.repo, target.path, target.run_dir)
+    ctx.target = _last_target(ctx, env)
+    if ctx.target is None:
+        _kept_unreachable(ctx)
+        return
+    await settle_worktree(ctx, env, remove=True)
+
+
+async def settle_worktree(
+    ctx: Ctx,
+    env: Env,
+    push_branch: str | None = None,
+    *,
+    remove: bool = False,
+) -> None:
+    """Push for review when asked, read what the worktree holds, and with ``remove``
+    remove it when it holds nothing: one exec, and WorktreeKept when it holds work."""
+    status, target = ctx.status, ctx.target
+    assert target is not None
+    if not status.checkout_path:
+        return
+    argv = gitcmd.end(target.repo, target.path, target.run_dir, push_branch, remove=remove)
     async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
-        removed = gitcmd.read_remove(await env.run(ctx, argv, "remove"))
-    if removed.removal == Removal.GONE:
-        return
+        result = await env.run(ctx, argv, "push" if push_branch else "remove" if remove else "end")
+    pushed, removed = gitcmd.read_end(result)
+    if pushed is not None:
+        _record_push(ctx, pushed)
     if removed.removal == Removal.FAILED:
         raise ExecError(f"could not read the worktree's state: {removed.detail}")
-    changes = record_changes(ctx, removed.changes or (0, 0, 0))
+    if removed.held is not None:
+        record_changes(ctx, removed.held.counts)
+    path = status.checkout_path
+    if removed.removal == Removal.UNTOUCHED:
+        return
     if removed.removal == Removal.KEPT:
-        ctx.event(
-            "Warning",
-            "WorktreeKept",
-            f"worktree {status.checkout_path} kept: {changes.uncommitted_files} uncommitted,"
-            f" {changes.untracked_files} untracked files, {changes.unpushed_commits}"
-            " unpushed commits",
-        )
-    elif removed.removal == Removal.REFUSED:
-        ctx.event(
-            "Warning",
-            "WorktreeKept",
-            f"git refused to remove {status.checkout_path}: {removed.detail}",
-        )
-    else:
-        ctx.event("Normal", "WorktreeRemoved", f"worktree {status.checkout_path} removed")
+        held = removed.held.describe() if removed.held is not None else "work"
+        ctx.event("Warning", "WorktreeKept", f"worktree {path} kept: it holds {held}")
+        return
+    if removed.removal == Removal.REFUSED:
+        ctx.event("Warning", "WorktreeKept", f"git refused to remove {path}: {removed.detail}")
+        return
+    if removed.removal == Removal.REMOVED:
+        ctx.event("Normal", "WorktreeRemoved", f"worktree {path} removed: it held no work")
+    status.checkout_path = None
+    ctx.cond(CHECKOUT_READY, False, "WorktreeRemoved", "the worktree held no work and was removed")

@@ -1,17 +1,75 @@
-"""Find the project's pod, and mark it as this session's (the preview Service selects it)."""
+"""Find the project's pod, and mark it as this session's (the preview Service selects it).
+
+A session that has placed its worktree on a pod stays on that pod by name for
+good: its uncommitted work is there. While the pod is not Ready, terminating
+or absent, the session waits (keeping its phase and its turn on the project);
+after RDEV_POD_GONE_GRACE without the pod it stalls for a person. It never
+checks out again elsewhere by itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from .. import builders
 from ..context import Body, Ctx, Env, Halt, PodTarget
-from ..reasons import CONTAINER_NOT_FOUND, PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
-from ..turns import choose_pod
+from ..models import Phase
+from ..reasons import (
+    CONTAINER_NOT_FOUND,
+    PROJECT_NOT_FOUND,
+    PROJECT_NOT_RUNNING,
+    PROJECT_POD_GONE,
+    PROJECT_POD_NOT_READY,
+)
+from ..turns import choose_pod, pod_ready
+
+
+def placed_on(ctx: Ctx) -> str | None:
+    """The pod this session's worktree is on (or being placed on), if any."""
+    status = ctx.status
+    if status.pod_name and (status.checkout_path or status.phase == Phase.PROVISIONING):
+        return status.pod_name
+    return None
+
+
+def _wait_for_pod(ctx: Ctx, env: Env, name: str) -> Body:
+    """The session's own pod once Ready; until then, wait (or stall once it is long gone)."""
+    pod = env.store.pods.get((ctx.namespace, name))
+    where = ctx.status.checkout_path or "its worktree"
+    if pod is not None:
+        env.pod_absent_since.pop(ctx.key, None)
+        if pod_ready(pod):
+            return pod
+        raise Halt(
+            PROJECT_POD_NOT_READY,
+            f"project pod {name} is not Ready; the session waits for it, where its work is"
+            f" ({where})",
+        )
+    now = asyncio.get_running_loop().time()
+    since = env.pod_absent_since.setdefault(ctx.key, now)
+    grace = env.settings.pod_gone_grace.total_seconds()
+    if now - since < grace:
+        ctx.due_in(grace - (now - since))
+        raise Halt(
+            PROJECT_POD_NOT_READY,
+            f"project pod {name} is absent; the session waits for it to come back, where its"
+            f" work is ({where})",
+        )
+    raise Halt(
+        PROJECT_POD_GONE,
+        f"project pod {name} is gone; the session's work was at {where} on it. The session"
+        " never moves to another pod: delete it and create a new Session to start again",
+    )
 
 
 def choose_target(ctx: Ctx, env: Env) -> None:
-    """Pick the pod (sticky while ready) and the container and paths in it; or wait."""
-    pods = env.store.pods.by_project(ctx.namespace, ctx.spec.project)
-    pod, waiting = choose_pod(pods, ctx.status.pod_name)
+    """Pick the pod (the session's own once placed) and the container and paths in it; or wait."""
+    own = placed_on(ctx)
+    if own is not None:
+        pod: Body | None = _wait_for_pod(ctx, env, own)
+    else:
+        pods = env.store.pods.by_project(ctx.namespace, ctx.spec.project)
+        pod, waiting = choose_pod(pods, ctx.status.pod_name)
     if pod is None:
         message = (
             f"no pod labelled rdev.io/project={ctx.spec.project} in namespace {ctx.namespace}"
@@ -36,7 +94,7 @@ def choose_target(ctx: Ctx, env: Env) -> None:
         container=container,
         repo=repo,
         root=root,
-        path=builders.checkout_path(root, ctx.name),
+        path=ctx.status.checkout_path or builders.checkout_path(root, ctx.name),
         run_dir=builders.run_dir(root, ctx.name),
     )
 
