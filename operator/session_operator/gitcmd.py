@@ -167,7 +167,7 @@ if [ -e "$path" ]; then
   current="$(git -C "$path" symbolic-ref --quiet --short HEAD)" || current=""
   if [ "$current" != "$branch" ]; then echo "holds=$current"; exit 31; fi
   left="$(cat "$run/session-uid" 2>/dev/null)" || left=""
-  if [ "$left" != "$uid" ] && [ "$own" != "own" ]; then
+  if [ "$left" != "$uid" ]; then
     # Left behind by another Session of this name: adopt it only when empty.
     if assess "$path" >"$scratch/left"; then
       printf '%s\n' '--rdev-held--'; cat "$scratch/left"; exit 32
@@ -307,7 +307,8 @@ def checkout(
 
     The worktree is marked with the Session's UID (in its run folder): a Session
     re-created under the same name adopts a worktree left behind only when it
-    holds no work. ``own``: the status already records this checkout.
+    holds no work. ``own``: this Session recorded the branch as its own, so an
+    existing local branch of that name is the one it made (see ``precheck``).
     """
     return [
         "sh",

@@ -190,9 +190,11 @@ def test_a_worktree_left_by_another_session_is_adopted_only_when_empty(
     assert done.placed == gitcmd.Placed.LEFT_BEHIND
     assert done.held is not None and done.held.untracked == 1
     assert (path / "draft.txt").read_text() == "work\n"
-    # The same Session (its status records the checkout) keeps its own worktree.
-    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="new", own=True)
+    # Its own Session finds it again; claiming the branch does not claim the worktree.
+    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="old")
     assert out.returncode == 0, out.stderr
+    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="new", own=True)
+    assert out.returncode == 32
     (path / "draft.txt").unlink()
     out, _, _, _ = _checkout(repo, "re", "feature", None, uid="newer")
     assert out.returncode == 0, out.stderr  # empty: adopted
