@@ -561,3 +561,71 @@ async def test_exec_failures_back_off_growing_capped_and_reset_on_success() -> N
     assert result.failed
     h.controller.schedule(key, result)
     assert queue.pending_delay(key) == pytest.approx(10, abs=0.5)
+
+
+# A placed session never moves; the turn is decided before any exec ------------------
+def placed(name: str = "s1", pod_name: str = "mine") -> Body:
+    body = new_session(name)
+    body["status"] = {
+        "phase": "Active",
+        "podName": pod_name,
+        "container": "dev",
+        "branch": "feature-a",
+        "checkoutPath": f"/workspace/sessions/{name}",
+        "commit": "abc123",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Active"}],
+    }
+    return body
+
+
+@pytest.mark.parametrize("down", ["not-ready", "terminating", "absent"])
+def test_placed_session_waits_on_its_own_pod(down: str) -> None:
+    asyncio.run(_waits_on_its_own_pod(down))
+
+
+async def _waits_on_its_own_pod(down: str) -> None:
+    pods = [pod("other", T1)]
+    if down != "absent":
+        pods.append(pod("mine", T2, ready=down != "not-ready", deleting=down == "terminating"))
+    h, kube, execs, _ = make(pods)
+    body = kube.add_session(placed())
+    result = await h.reconcile(body)
+    stored = kube.sessions[("ns", "s1")]
+    assert stored["status"]["phase"] == "Active"  # keeps its phase and its turn
+    assert stored["status"]["podName"] == "mine"
+    assert cond(stored, "Ready")["reason"] == "ProjectPodNotReady"
+    assert cond(stored, "Reconciling")["status"] == "True"
+    assert "/workspace/sessions/s1" in cond(stored, "Ready")["message"]
+    assert execs.calls == [] and kube.pod_patches == []  # nothing done on "other"
+    if down == "absent":  # woken when the grace ends
+        grace = Settings().pod_gone_grace.total_seconds()
+        assert result.requeue_after == pytest.approx(grace, abs=1)
+
+
+@aio
+async def test_placed_session_stalls_once_its_pod_is_gone_past_the_grace() -> None:
+    h, kube, execs, _ = make([pod("other", T1)])
+    h.controller.env.settings = Settings(pod_gone_grace=timedelta(0))
+    body = kube.add_session(placed())
+    await h.reconcile(body)
+    stored = kube.sessions[("ns", "s1")]
+    assert stored["status"]["phase"] == "Active"
+    assert cond(stored, "Stalled")["reason"] == "ProjectPodGone"
+    assert cond(stored, "Stalled")["status"] == "True"
+    message = cond(stored, "Ready")["message"]
+    assert "mine" in message and "/workspace/sessions/s1" in message
+    assert ("Warning", "ProjectPodGone") in [(k, r) for k, r, _ in kube.events]
+    assert execs.calls == []
+
+
+@aio
+async def test_a_session_waiting_for_its_turn_runs_no_exec() -> None:
+    h, kube, execs, _ = make([pod("mine", T1)])
+    holder = kube.add_session(placed("holder"))
+    h.store.sessions.put(copy.deepcopy(holder))
+    waiting = kube.add_session(new_session("s2"))
+    await h.reconcile(waiting)
+    stored = kube.sessions[("ns", "s2")]
+    assert stored["status"]["phase"] == "Pending"
+    assert cond(stored, "Ready")["reason"] == "ProjectBusy"
+    assert execs.calls == []  # no fetch while the turn is elsewhere
