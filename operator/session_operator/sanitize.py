@@ -60,8 +60,8 @@ def clean(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """Control-free text on one line, for a table cell or a one-line field."""
-    return " ".join(strip_controls(text).split()) if text else text
+    """Control-free text on one line (spacing kept), for a table cell or a one-line field."""
+    return strip_controls(text).replace("\n", " ").replace("\t", " ")
 
 
 class StreamCleaner:

@@ -95,7 +95,7 @@ def test_controls_go_before_redaction() -> None:
 
 
 def test_one_line() -> None:
-    assert one_line("a\nb\t c \x1b[2Jd") == "a b c d"
+    assert one_line("a\nb\t c \x1b[2Jd") == "a b  c d"
     assert one_line("") == ""
 
 
