@@ -75,8 +75,7 @@ def test_output_past_the_limit_fails_the_step_and_memory_stays_bounded(
     pod = create_project_pod(api, namespace, "shop", repo)["metadata"]["name"]
     size = 20 << 20
     argv = ["sh", "-c", 'head -c "$1" /dev/zero | tr "\\0" x; : "$2"', "sh", str(size), marker]
-    settings = Settings(exec_timeout="30s")
-    assert settings.exec_output_limit == 1 << 20
+    settings = Settings(exec_timeout="30s", exec_output_limit="1Mi")
     tracemalloc.start()
     try:
         with pytest.raises(ExecError) as failed:
