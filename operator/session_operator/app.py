@@ -95,7 +95,7 @@ class App:
     async def create(cls, settings: Settings, priority: int | None) -> App:
         cfg = await load_kube_config()
         kube = Kube(cfg, pool_size=settings.workers + 8)
-        execs = PodExec(cfg, timeout_s=settings.exec_timeout.total_seconds())
+        execs = PodExec.from_settings(cfg, settings)
         env = Env(settings=settings, kube=kube, execs=execs, store=Store())
         queue: WorkQueue[Key] = WorkQueue(
             Backoff(settings.retry_interval.total_seconds(), BACKOFF_CAP_S)

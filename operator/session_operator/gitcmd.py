@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .execresult import ExecResult
+from .sanitize import one_line
 
 Argv = list[str]
 
@@ -353,11 +354,9 @@ def parse_fields(stdout: str) -> dict[str, str]:
     return fields
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(n for n in (_CONTROL.sub("?", n) for n in text.split("\t")) if n)
+    """File names from the pod: cleaned like any text that leaves it."""
+    return tuple(n for n in (one_line(n) for n in text.split("\t")) if n)
 
 
 def _plural(count: int, one: str, many: str) -> str:

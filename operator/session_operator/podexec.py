@@ -3,12 +3,21 @@
 One kubernetes_asyncio ``WsApiClient`` for the process: every exec opens its
 websocket through the same aiohttp session and SSL context (a handshake per
 stream, but no new context, certificate load or thread). The command is an
-argv array, never a shell string, and every exec is bounded by a timeout.
+argv array, never a shell string, and every exec is bounded twice over:
+
+- in time, by ``timeout`` in the pod (``bounded``): abandoning a websocket does
+  not stop a non-TTY exec, so without it a hung ``git fetch`` would outlive
+  the operator's deadline and pile up. GNU ``timeout`` signals the command's
+  whole process group (git's helpers too); busybox (1.35 and later accepts
+  this form) signals the command only. TERM first, so git removes its lock
+  files, then KILL. The operator's own deadline sits just after the pod's;
+- in size, by ``Frames``: at most ``exec_output_limit`` bytes are ever kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,19 +28,47 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.stream import WsApiClient
 
 from . import metrics
-from .execresult import ExecError, ExecResult, parse_exit_status
+from .execresult import ExecError, ExecResult, Frames, parse_exit_status
 from .kube import skip_env_lookups
+from .settings import Settings, format_size
 
-STDOUT, STDERR, ERROR = 1, 2, 3
-__all__ = ["ExecError", "ExecResult", "PodExec", "parse_exit_status"]
+__all__ = ["ExecError", "ExecResult", "PodExec", "bounded", "parse_exit_status", "timed_out"]
+
+KILL_AFTER_S = 3  # TERM at the deadline, KILL this long after if the command ignored it
+GRACE_S = 2  # the operator stops waiting this long after the pod's KILL
+TIMED_OUT = 124  # what GNU and busybox timeout exit with when the command ran out of time
+_KILLED = frozenset({128 + 9, 128 + 15})  # KILL or TERM: busybox execs the command itself
+_OUTPUT_LIMIT: int = Settings.model_fields["exec_output_limit"].default
+
+
+def bounded(argv: Sequence[str], timeout_s: float) -> tuple[list[str], float]:
+    """``argv`` under the pod's ``timeout``, and how long the operator waits for it.
+
+    Whole seconds, short options: the form GNU coreutils, busybox and toybox share.
+    """
+    seconds = max(1, math.ceil(timeout_s))
+    argv = ["timeout", "-s", "TERM", "-k", str(KILL_AFTER_S), str(seconds), *argv]
+    return argv, seconds + KILL_AFTER_S + GRACE_S
+
+
+def timed_out(returncode: int, elapsed_s: float, timeout_s: float) -> bool:
+    """Whether the pod's ``timeout`` stopped the command (not the command failing)."""
+    return returncode == TIMED_OUT or (returncode in _KILLED and elapsed_s >= timeout_s)
 
 
 class PodExec:
-    def __init__(self, cfg: client.Configuration, timeout_s: float):
+    def __init__(
+        self, cfg: client.Configuration, timeout_s: float, output_limit: int = _OUTPUT_LIMIT
+    ):
         self.ws_client = WsApiClient(configuration=cfg)
         skip_env_lookups(self.ws_client)
         self.core: Any = client.CoreV1Api(self.ws_client)  # the stubs say str; it is a ws context
         self.timeout_s = timeout_s
+        self.output_limit = output_limit
+
+    @classmethod
+    def from_settings(cls, cfg: client.Configuration, settings: Settings) -> PodExec:
+        return cls(cfg, settings.exec_timeout.total_seconds(), settings.exec_output_limit)
 
     async def close(self) -> None:
         await self.ws_client.close()
@@ -47,17 +84,21 @@ class PodExec:
         timeout_s: float | None = None,
     ) -> ExecResult:
         timeout = timeout_s or self.timeout_s
+        command, deadline = bounded(argv, timeout)
         started = time.monotonic()
         outcome = "error"
         try:
             try:
-                async with asyncio.timeout(timeout):
-                    result = await self._run(namespace, pod, container, list(argv))
+                async with asyncio.timeout(deadline):
+                    result = await self._run(namespace, pod, container, command, step)
+                late = timed_out(result.returncode, time.monotonic() - started, timeout)
             except TimeoutError:
+                late = True
+            if late:
                 outcome = "timeout"
                 raise ExecError(
                     f"{step}: command did not finish within {timeout:g}s", timed_out=True
-                ) from None
+                )
             outcome = "ok" if result.ok else "nonzero"
             return result
         finally:
@@ -65,7 +106,7 @@ class PodExec:
             metrics.EXEC_TOTAL.labels(step=step, outcome=outcome).inc()
 
     async def _run(
-        self, namespace: str, pod: str, container: str | None, argv: list[str]
+        self, namespace: str, pod: str, container: str | None, argv: list[str], step: str
     ) -> ExecResult:
         kwargs = {"container": container} if container else {}
         try:
@@ -80,16 +121,17 @@ class PodExec:
                 _preload_content=False,
                 **kwargs,
             )
-            out: list[bytes] = []
-            err: list[bytes] = []
-            status: list[bytes] = []
-            sinks = {STDOUT: out, STDERR: err, ERROR: status}
+            frames = Frames(self.output_limit)
             async with connect as ws:
                 async for msg in ws:
                     if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
                         data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
-                        if len(data) > 1 and data[0] in sinks:
-                            sinks[data[0]].append(data[1:])
+                        if not frames.add(data):
+                            # Leaving the block closes the stream; nothing more is read.
+                            raise ExecError(
+                                f"{step}: output exceeded the"
+                                f" {format_size(self.output_limit)} limit"
+                            )
                     elif msg.type == aiohttp.WSMsgType.ERROR:
                         raise ExecError(f"exec into pod {pod} failed: {ws.exception()}")
         except aiohttp.WSServerHandshakeError as exc:
@@ -101,8 +143,4 @@ class PodExec:
             raise ExecError(f"exec into pod {pod} failed: {exc.status} {exc.reason}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ExecError(f"exec into pod {pod} failed: {exc}") from None
-        return ExecResult(
-            returncode=parse_exit_status(b"".join(status).decode("utf-8", "replace")),
-            stdout=b"".join(out).decode("utf-8", "replace"),
-            stderr=b"".join(err).decode("utf-8", "replace"),
-        )
+        return frames.result()

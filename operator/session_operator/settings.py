@@ -188,6 +188,15 @@ def parse_size(text: str) -> int:
     return int(number) * factor
 
 
+def format_size(size: int) -> str:
+    """``1 MiB``, ``512 KiB`` or ``1000 bytes``: a size as a person reads it in a message."""
+    for unit in ("Gi", "Mi", "Ki"):
+        factor = _SIZE_UNITS[unit]
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}B"
+    return f"{size} bytes"
+
+
 class SettingsError(SystemExit):
     """Start-up refused because of a bad setting; the message names the variable."""
 

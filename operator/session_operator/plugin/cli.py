@@ -3,6 +3,10 @@
 Every verb goes through the API server with the user's own kubeconfig. Exit
 codes: 0 done, 1 error (the message on stderr), and ``exec`` exits as the
 remote command did.
+
+Text from the cluster (status, Events, the web UI's log) is printed without
+control characters (``sanitize``); ``exec`` alone passes its streams through
+raw, since it is the user's own command, often in a terminal (``-t``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from .. import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from ..conditions import READY, STALLED
 from ..durations import duration_ns
 from ..models import TERMINAL_PHASES, WebUIState
+from ..sanitize import one_line, strip_controls
 from . import podexec, render, timing
 from .kubeapi import (
     PluginError,
@@ -43,6 +48,11 @@ _ENDED = frozenset(str(p) for p in TERMINAL_PHASES)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print a line that may hold text from the cluster: no control characters."""
+    print(one_line(text), file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def _print_data(value: Any, fmt: str | None) -> bool:
@@ -150,7 +160,7 @@ def cmd_create(args: argparse.Namespace, target: Target) -> int:
         print(f"session.{GROUP}/{args.name} created" + (" and Ready" if args.wait else ""))
         url = (obj.get("status") or {}).get("previewURL")
         if args.wait and url:
-            print(f"preview: {url}")
+            _say(f"preview: {url}")
     return 0
 
 
@@ -208,8 +218,13 @@ def cmd_logs(args: argparse.Namespace, target: Target) -> int:
     pod, container, path = _workspace(get_session(target, args.name), args.name)
     log = log_path(path, args.name)
     argv = ["tail", "-n", "+1", "-f", "--", log] if args.follow else ["cat", "--", log]
+    out, err = podexec.CleanSink(sys.stdout.buffer), podexec.CleanSink(sys.stderr.buffer)
     with _sigterm_as_interrupt():
-        code = podexec.run(target.api, target.namespace, pod, container, argv)
+        try:
+            code = podexec.run(target.api, target.namespace, pod, container, argv, out=out, err=err)
+        finally:
+            out.finish()
+            err.finish()
     if code not in (0, 130):
         raise PluginError(
             f"cannot read the web UI log of session {args.name} ({log} in pod {pod}):"
@@ -243,7 +258,7 @@ def cmd_checkin(args: argparse.Namespace, target: Target) -> int:
                 extra = ", review requested" + (
                     "" if pushed is None else (", branch pushed" if pushed else ", push failed")
                 )
-            print(f"session {args.name} ended (phase {_phase(obj)}{extra})")
+            _say(f"session {args.name} ended (phase {_phase(obj)}{extra})")
         else:
             print(f"session {args.name} checked in; it ends shortly")
     return 0
@@ -275,7 +290,7 @@ def cmd_extend(args: argparse.Namespace, target: Target) -> int:
 def cmd_wait(args: argparse.Namespace, target: Target) -> int:
     obj = _wait(target, args.name, args.condition, args.timeout)
     if not _print_data(obj, args.output):
-        print(f"session {args.name} is {args.condition} (phase {_phase(obj)})")
+        _say(f"session {args.name} is {args.condition} (phase {_phase(obj)})")
     return 0
 
 
@@ -321,13 +336,13 @@ def cmd_open(args: argparse.Namespace, target: Target) -> int:
         raise PluginError(f"session {args.name} has no pod yet (phase {_phase(obj)})")
     port, what = remote_port(obj, args.web_ui, args.preview)
     if what == "web UI" and (obj.get("status") or {}).get("webUI") != WebUIState.RUNNING:
-        print(
+        _say(
             f"warning: the web UI of session {args.name} is not running"
             f" (status.webUI: {(obj.get('status') or {}).get('webUI') or 'Stopped'});"
             " turn it on with: kubectl -n"
             f" {target.namespace} patch sess {args.name} --type merge"
             ' -p \'{"spec":{"webUI":true}}\'',
-            file=sys.stderr,
+            err=True,
         )
     try:
         server = Forwarder(target.fresh_client, target.namespace, str(pod), port, args.local_port)
@@ -340,11 +355,10 @@ def cmd_open(args: argparse.Namespace, target: Target) -> int:
         try:
             url = server.url
             print(url, flush=True)
-            print(
+            _say(
                 f"forwarding {url} to the {what} of session {args.name} (pod {pod}, port {port});"
                 " Ctrl-C to stop",
-                file=sys.stderr,
-                flush=True,
+                err=True,
             )
             if not args.port_only and graphical:
                 webbrowser.open(url)
@@ -493,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = connect(args.kubeconfig, args.context, args.namespace)
         return func(args, target)
     except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {strip_controls(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

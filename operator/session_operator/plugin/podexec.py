@@ -7,6 +7,7 @@ error channel (3), so ``kubectl session exec`` exits as the command did.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
@@ -14,13 +15,14 @@ import re
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from ..execresult import parse_exit_status
+from ..sanitize import StreamCleaner
 from .kubeapi import PluginError, api_error
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
@@ -34,6 +36,36 @@ IN_DIR_SCRIPT = 'cd -- "$1" && shift && exec "$@"'
 def in_dir(path: str, argv: Sequence[str]) -> list[str]:
     """argv that runs ``argv`` with ``path`` as its working directory (exec has no cwd)."""
     return ["sh", "-c", IN_DIR_SCRIPT, "sh", path, *argv]
+
+
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+    def flush(self) -> Any: ...
+
+
+class CleanSink:
+    """Passes output on without control characters, as it arrives (``logs``).
+
+    UTF-8 and escape sequences split between two frames are joined first.
+    """
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self.sink = sink
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.cleaner = StreamCleaner()
+
+    def write(self, data: bytes) -> int:
+        self.sink.write(self.cleaner.feed(self.decoder.decode(data)).encode())
+        return len(data)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def finish(self) -> None:
+        """Pass on what was held back for a sequence that never completed."""
+        self.sink.write(self.cleaner.feed(self.decoder.decode(b"", final=True)).encode())
+        self.sink.write(self.cleaner.finish().encode())
+        self.sink.flush()
 
 
 class _Discard:
@@ -73,8 +105,8 @@ def run(
     *,
     stdin: bool = False,
     tty: bool = False,
-    out: BinaryIO | None = None,
-    err: BinaryIO | None = None,
+    out: Sink | None = None,
+    err: Sink | None = None,
 ) -> int:
     """Run ``argv``; copy its output to ``out``/``err``; return its exit code."""
     out = out or sys.stdout.buffer
@@ -115,7 +147,7 @@ def run(
     return _exit_code(status.decode("utf-8", "replace"), pod)
 
 
-def _drain(ws: Any, out: BinaryIO, err: BinaryIO) -> bytes:
+def _drain(ws: Any, out: Sink, err: Sink) -> bytes:
     for channel, sink in ((STDOUT, out), (STDERR, err)):
         data = ws.read_channel(channel)
         if data:

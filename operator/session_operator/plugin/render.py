@@ -1,4 +1,10 @@
-"""Tables and descriptions of Sessions (pure: objects and a clock in, text out)."""
+"""Tables and descriptions of Sessions (pure: objects and a clock in, text out).
+
+Everything shown came from the cluster, where anyone who may write a Session's
+status, an Event or a pod's output put it: control characters are stripped and
+each field kept on its line (``sanitize.one_line``), so nothing reaches the
+terminal as a command. ``-o json|yaml`` stays exact: both escape them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ..sanitize import one_line
 from .timing import human, idle_deadline, parse_time, time_left
 
 LIST_COLUMNS = (
@@ -67,6 +74,7 @@ def list_row(obj: dict[str, Any], now: datetime) -> list[str]:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded like kubectl's: three spaces between, no trailing blanks."""
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -228,7 +236,7 @@ def describe(
         )
     else:
         lines.append("  (none)")
-    return "\n".join(lines)
+    return "\n".join(one_line(line) for line in lines)
 
 
 def _short_age(text: str | None, now: datetime) -> str:
