@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .. import builders, gitcmd, webui
+from .. import builders, gitcmd
 from ..conditions import PREVIEW_READY, WEBUI_READY
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
 from ..execresult import ExecError
@@ -20,6 +20,7 @@ from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
 from .preview import remove_preview
 from .project import set_session_label
+from .webui import stop_process
 
 
 def expires_in_s(ctx: Ctx) -> float:
@@ -80,7 +81,7 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
             if workspace is not None:
                 record_changes(ctx, workspace.counts)
             if web_ui_up:
-                await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
+                await stop_process(ctx, env)
         except ExecError as exc:
             if not exc.pod_gone:
                 raise
