@@ -571,6 +571,7 @@ class CrashingUIExec(FlakyExec):
         super().__init__()
         self.failing = False
         self.ui_failing = True
+        self.stops: list[tuple[list[str], float | None]] = []
 
     async def run(
         self,
@@ -582,6 +583,9 @@ class CrashingUIExec(FlakyExec):
         step: str,
         timeout_s: float | None = None,
     ) -> ExecResult:
+        if step == "webui-stop":
+            self.stops.append((list(argv), timeout_s))
+            return ExecResult(0, "stopped\n", "")
         if step == "webui-start":
             self.steps.append(step)
             if self.ui_failing:
@@ -638,3 +642,11 @@ async def test_failing_web_ui_backs_off_through_the_queue_and_resets_on_success(
     assert queue.backoff.failures(key) == 0 and key not in env.retry_due
     assert h.kube.sessions[key]["status"]["webUI"] == "Running"
     assert ui_ports
+
+    # Turned off: SIGTERM with the whole grace, on an exec allowed to outlast it.
+    h.kube.add_session({**h.kube.sessions[key], "spec": {**new_session()["spec"], "webUI": False}})
+    result = await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["webUI"] == "Stopped"
+    ((argv, timeout),) = ui.stops
+    assert argv[-1] == "300"  # RDEV_WEBUI_STOP_GRACE's 30 s, in tenths
+    assert timeout == 30 + Settings().exec_timeout.total_seconds()
