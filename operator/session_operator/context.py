@@ -104,6 +104,8 @@ class Ctx:
     wrote: bool = False  # a status write happened in this reconcile
     fresh_checkout: bool = False  # the worktree was placed in this reconcile
     activity_judged: bool = False  # a workspace reading compared with an earlier one
+    retry: bool = False  # a step failed: retry with this key's growing backoff; go on meanwhile
+    backing_off: bool = False  # a step waits for that retry: keep the backoff as it is
 
     @property
     def namespace(self) -> str:
@@ -235,16 +237,25 @@ class Env:
     # Since when (loop time) each placed session's pod has been absent; a restart
     # starts the grace again, which only ever waits longer.
     pod_absent_since: dict[Key, float] = field(default_factory=dict)
+    # When each failing key's rate-limited retry is due (loop time; set by the controller
+    # from the work queue's backoff): a failed web UI is not started again before it.
+    retry_due: dict[Key, float] = field(default_factory=dict)
 
-    async def run(self, ctx: Ctx, argv: list[str], step: str) -> ExecResult:
+    async def run(
+        self, ctx: Ctx, argv: list[str], step: str, *, timeout_s: float | None = None
+    ) -> ExecResult:
+        """Exec in the session's pod; ``timeout_s`` overrides RDEV_EXEC_TIMEOUT for a slow step."""
         target = ctx.target
         assert target is not None, "a step ran an exec before the pod was chosen"
-        return await self.execs.run(ctx.namespace, target.name, target.container, argv, step=step)
+        return await self.execs.run(
+            ctx.namespace, target.name, target.container, argv, step=step, timeout_s=timeout_s
+        )
 
     def forget(self, key: Key) -> None:
         self.webui_checked.pop(key, None)
         self.activity.pop(key, None)
         self.pod_absent_since.pop(key, None)
+        self.retry_due.pop(key, None)
 
 
 def _ready_reason(status: Body) -> str | None:

@@ -10,6 +10,7 @@ mean done).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ Body = dict[str, Any]
 class Result:
     requeue_after: float | None = None
     failed: bool = False  # retry with this key's growing backoff
+    backing_off: bool = False  # a retry is pending: neither grow nor reset the backoff
     wrote_status: bool = False
 
 
@@ -75,9 +77,11 @@ class Controller:
 
     def schedule(self, key: Key, result: Result) -> None:
         if result.failed:
-            self.queue.add_rate_limited(key)
-        else:
+            delay = self.queue.add_rate_limited(key)
+            self.env.retry_due[key] = asyncio.get_running_loop().time() + delay
+        elif not result.backing_off:
             self.queue.forget(key)
+            self.env.retry_due.pop(key, None)
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
 
@@ -147,7 +151,12 @@ class Controller:
         warnings.warn_before_stop(ctx, self.env)
         await flush(ctx, self.env)
         requeue = min(ctx.deadlines) if ctx.deadlines else None
-        return Result(requeue_after=requeue, failed=failed, wrote_status=ctx.wrote)
+        return Result(
+            requeue_after=requeue,
+            failed=failed or ctx.retry,
+            backing_off=ctx.backing_off,
+            wrote_status=ctx.wrote,
+        )
 
     async def _provision(self, ctx: Ctx) -> None:
         env = self.env

@@ -31,7 +31,7 @@ SPEC_RULES: list[dict[str, str]] = [
     },
     {"rule": "self.project == oldSelf.project", "message": "project is immutable"},
 ]
-for _field in ("branch", "newBranch", "fromRef"):
+for _field in ("branch", "newBranch", "fromRef", "container"):
     SPEC_RULES.append(
         {
             "rule": (

@@ -74,6 +74,7 @@ class SessionSpec(BaseModel):
         description=(
             "The container to exec into. Default: the pod's"
             " kubectl.kubernetes.io/default-container annotation, else its first container."
+            " Immutable."
         ),
     )
     branch: str | None = _ref_field(

@@ -7,6 +7,7 @@ nothing a user wrote is ever parsed by the shell.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,8 +49,7 @@ sleep 0.2
 if [ -f "$run/webui.pid" ] && running "$(cat "$run/webui.pid")"; then
   echo started; exit 0
 fi
-echo "web UI exited at once; last lines of its log:" >&2
-tail -n 5 "$run/webui.log" >&2 || true
+# Its log is not echoed: it may hold the UI's access token (kubectl session logs shows it).
 exit 3
 """
 )
@@ -65,13 +65,19 @@ running "$pid"
 _STOP = (
     _RUNNING
     + r"""
-run="$1"
+run="$1"; grace_ticks="$2"
 pid="$(cat "$run/webui.pid" 2>/dev/null)" || { echo stopped; exit 0; }
+# SIGTERM, then up to the grace (in tenths of a second) for it to save and exit;
+# SIGKILL only if it is still there.
 if running "$pid"; then
   kill -TERM "$pid" 2>/dev/null || true
   i=0
-  while running "$pid" && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-  kill -KILL "$pid" 2>/dev/null || true
+  while running "$pid" && [ "$i" -lt "$grace_ticks" ]; do sleep 0.1; i=$((i+1)); done
+  if running "$pid"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    i=0
+    while running "$pid" && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  fi
 fi
 rm -f "$run/webui.pid"
 echo stopped
@@ -90,8 +96,14 @@ def alive(run_dir: str) -> Argv:
     return ["sh", "-c", _ALIVE, "sh", run_dir]
 
 
-def stop(run_dir: str) -> Argv:
-    return ["sh", "-c", _STOP, "sh", run_dir]
+def stop(run_dir: str, grace_s: float) -> Argv:
+    """SIGTERM, wait up to ``grace_s`` for the UI to exit, then SIGKILL."""
+    return ["sh", "-c", _STOP, "sh", run_dir, str(max(math.ceil(grace_s * 10), 0))]
+
+
+def stop_timeout_s(grace_s: float, exec_timeout_s: float) -> float:
+    """The stop exec's bound: the whole grace plus an ordinary exec's time on top."""
+    return grace_s + exec_timeout_s
 
 
 class Started(StrEnum):
@@ -103,10 +115,12 @@ class Started(StrEnum):
 @dataclass(frozen=True)
 class Start:
     started: Started
-    detail: str = ""
+    detail: str = ""  # why the start script itself failed; never the UI's own output
 
 
 def read_start(result: ExecResult) -> Start:
+    if result.returncode == EXITED_AT_ONCE_CODE:
+        return Start(Started.FAILED)
     if not result.ok:
         return Start(Started.FAILED, detail=result.describe())
     if result.stdout.strip() == "started":

@@ -192,3 +192,15 @@ def test_name_rule_names_the_field(api, namespace) -> None:
 def test_bounded_durations_still_accepted(api, namespace, value: str) -> None:
     body = session_manifest("s", "shop", branch="a", expiresIn=value, idleTimeout=value)
     create_session(api, namespace, body)
+
+
+def test_container_is_immutable(api, namespace) -> None:
+    """A changed container would orphan the web UI started in the old one."""
+    create_session(api, namespace, session_manifest("s", "shop", branch="a", container="dev"))
+    assert get_session(api, namespace, "s")["spec"]["container"] == "dev"
+    assert "container is immutable" in patch_refused(api, namespace, "s", {"container": "other"})
+    assert "container is immutable" in patch_refused(api, namespace, "s", {"container": None})
+    create_session(api, namespace, session_manifest("t", "shop", branch="a"))
+    assert "container is immutable" in patch_refused(api, namespace, "t", {"container": "dev"})
+    patch(api, namespace, "s", {"webUI": True})  # the rest of the spec still changes
+    assert get_session(api, namespace, "s")["spec"]["container"] == "dev"

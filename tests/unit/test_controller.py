@@ -629,3 +629,92 @@ async def test_a_session_waiting_for_its_turn_runs_no_exec() -> None:
     assert stored["status"]["phase"] == "Pending"
     assert cond(stored, "Ready")["reason"] == "ProjectBusy"
     assert execs.calls == []  # no fetch while the turn is elsewhere
+
+
+# A web UI that exits at once backs off through the queue, and only through it -------
+class CrashingUIExec(FlakyExec):
+    """git answers as usual; the web UI exits at once while ``ui_failing``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.ui_failing = True
+        self.stops: list[tuple[list[str], float | None]] = []
+
+    async def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult:
+        if step == "webui-stop":
+            self.stops.append((list(argv), timeout_s))
+            return ExecResult(0, "stopped\n", "")
+        if step == "webui-start":
+            self.steps.append(step)
+            if self.ui_failing:
+                return ExecResult(3, "token=ghp_SECRET123\n", "")
+            return ExecResult(0, "started\n", "")
+        return await super().run(namespace, pod, container, argv, step=step, timeout_s=timeout_s)
+
+
+@aio
+async def test_failing_web_ui_backs_off_through_the_queue_and_resets_on_success() -> None:
+    h = Harness([pod("shop-1", T1)])
+    ui = CrashingUIExec()
+    h.controller.env.execs = ui
+    queue, env = h.controller.queue, h.controller.env
+    key = ("ns", "s1")
+    h.kube.add_session(new_session(webUI=True))
+    delays = []
+    for attempt in range(1, 5):
+        result = await h.reconcile(h.kube.sessions[key])
+        assert result.failed
+        h.controller.schedule(key, result)
+        delays.append(queue.pending_delay(key))
+        assert ui.steps.count("webui-start") == attempt
+        # Other wake-ups before the retry is due (the echo of the status write): no start,
+        # and the backoff neither grows nor resets.
+        for _ in range(3):
+            between = await h.reconcile(h.kube.sessions[key])
+            assert between.backing_off and not between.failed
+            h.controller.schedule(key, between)
+        assert ui.steps.count("webui-start") == attempt
+        assert queue.backoff.failures(key) == attempt
+        env.retry_due[key] -= 1000  # the retry is due
+    assert delays == pytest.approx([10, 20, 40, 80], abs=0.5)
+    stored = h.kube.sessions[key]
+    assert stored["status"]["webUI"] == "Failed"
+    message = "the web UI command exited at once; see its log with: kubectl session logs s1"
+    assert cond(stored, "WebUIReady")["message"] == message
+    assert cond(stored, "Ready")["reason"] == "Active"  # the session itself is usable
+    failed = [m for _, r, m in h.kube.events if r == "WebUIFailed"]
+    assert failed == [message] * 4  # identical: counted up on one Event object
+    assert "SECRET" not in json.dumps(h.kube.events)
+
+    ui.ui_failing = False
+    ui_ports: list[Any] = []
+
+    async def patch_service(namespace: str, name: str, patch: Any) -> Body | None:
+        ui_ports.append(patch)  # the preview Service moves to the web UI's port
+        return None
+
+    h.kube.patch_service = patch_service  # type: ignore[method-assign]
+    result = await h.reconcile(h.kube.sessions[key])
+    assert not result.failed and not result.backing_off
+    h.controller.schedule(key, result)
+    assert queue.backoff.failures(key) == 0 and key not in env.retry_due
+    assert h.kube.sessions[key]["status"]["webUI"] == "Running"
+    assert ui_ports
+
+    # Turned off: SIGTERM with the whole grace, on an exec allowed to outlast it.
+    h.kube.add_session({**h.kube.sessions[key], "spec": {**new_session()["spec"], "webUI": False}})
+    result = await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["webUI"] == "Stopped"
+    ((argv, timeout),) = ui.stops
+    assert argv[-1] == "300"  # RDEV_WEBUI_STOP_GRACE's 30 s, in tenths
+    assert timeout == 30 + Settings().exec_timeout.total_seconds()

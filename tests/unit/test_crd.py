@@ -135,6 +135,7 @@ def test_cross_field_and_transition_rules() -> None:
         "branch is immutable",
         "newBranch is immutable",
         "fromRef is immutable",
+        "container is immutable",
         "checkin is one-way: once set it cannot be removed or changed",
     ):
         assert text in messages

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from session_operator import webui
+from session_operator.execresult import ExecResult
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -35,11 +37,19 @@ def test_scripts_are_constants_and_values_are_positional() -> None:
     assert args == [checkout, run_dir, "3001", *command]
     for value in [checkout, run_dir, *command]:
         assert value not in script
-    for build in (webui.alive, webui.stop):
-        script_a, args_a = _script_and_args(build(run_dir))
-        assert script_a == _script_and_args(build("/other"))[0]
-        assert args_a == [run_dir]
-        assert run_dir not in script_a
+    script_a, args_a = _script_and_args(webui.alive(run_dir))
+    assert script_a == _script_and_args(webui.alive("/other"))[0]
+    assert args_a == [run_dir]
+    assert run_dir not in script_a
+    script_s, args_s = _script_and_args(webui.stop(run_dir, 2.5))
+    assert script_s == _script_and_args(webui.stop("/other", 30))[0]
+    assert args_s == [run_dir, "25"]  # the grace in tenths of a second
+    assert run_dir not in script_s
+
+
+def test_stop_exec_outlasts_the_grace() -> None:
+    assert webui.stop_timeout_s(30, 60) > 30
+    assert webui.stop(".", 0.05)[-1] == "1"  # never rounded down to no grace
 
 
 def pid_alive(pid: int) -> bool:
@@ -84,7 +94,7 @@ def test_start_alive_stop_for_real(dirs: tuple[Path, Path], tmp_path: Path) -> N
     assert again.returncode == 0 and again.stdout.strip() == "running"
     assert int(pidfile.read_text()) == pid  # no second process
 
-    stopped = run(webui.stop(str(run_dir)))
+    stopped = run(webui.stop(str(run_dir), 5))
     assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped"
     assert not pidfile.exists()
     deadline = time.monotonic() + 5
@@ -92,18 +102,78 @@ def test_start_alive_stop_for_real(dirs: tuple[Path, Path], tmp_path: Path) -> N
         time.sleep(0.05)
     assert not pid_alive(pid)
     assert run(webui.alive(str(run_dir))).returncode != 0
-    assert run(webui.stop(str(run_dir))).stdout.strip() == "stopped"  # idempotent
+    assert run(webui.stop(str(run_dir), 5)).stdout.strip() == "stopped"  # idempotent
     assert not list(tmp_path.rglob("pwned*"))
 
 
 def test_start_reports_a_command_that_exits_at_once(dirs: tuple[Path, Path]) -> None:
+    """Without a line of its log: that may hold the UI's token; the log file keeps it."""
     checkout, run_dir = dirs
-    result = run(
-        webui.start(str(checkout), str(run_dir), 1, ["sh", "-c", "echo boom-$0 >&2; exit 1"])
-    )
+    command = ["sh", "-c", "echo token=ghp_SECRET123 >&2; printf '\\033[31mred\\n'; exit 1"]
+    result = run(webui.start(str(checkout), str(run_dir), 1, command))
     assert result.returncode == webui.EXITED_AT_ONCE_CODE
-    assert "exited at once" in result.stderr
-    assert "boom-sh" in result.stderr  # the log's last lines
+    assert "SECRET" not in result.stdout + result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "token=ghp_SECRET123" in (run_dir / "webui.log").read_text()
+    started = webui.read_start(ExecResult(result.returncode, result.stdout, result.stderr))
+    assert started == webui.Start(webui.Started.FAILED, detail="")
+
+
+UI_SAVING_ON_TERM = """
+import pathlib, signal, sys, time
+def save(*_):
+    time.sleep(float(sys.argv[2]))
+    pathlib.Path(sys.argv[1]).write_text("saved")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, save)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def start_python_ui(checkout: Path, run_dir: Path, code: str, *args: str) -> int:
+    argv = webui.start(str(checkout), str(run_dir), 1, [sys.executable, "-c", code, *args])
+    assert run(argv).stdout.strip() == "started"
+    wait_for_log(run_dir, "ready")  # its TERM handler is in place
+    return int((run_dir / "webui.pid").read_text())
+
+
+def wait_for_log(run_dir: Path, text: str) -> None:
+    deadline = time.monotonic() + 10
+    while text not in (run_dir / "webui.log").read_text():
+        assert time.monotonic() < deadline, f"{text!r} never in the web UI log"
+        time.sleep(0.05)
+
+
+def test_stop_waits_for_the_ui_to_save_and_returns_once_it_exited(
+    dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    checkout, run_dir = dirs
+    saved = tmp_path / "saved"
+    pid = start_python_ui(checkout, run_dir, UI_SAVING_ON_TERM, str(saved), "1.5")
+    began = time.monotonic()
+    stopped = run(webui.stop(str(run_dir), 15))
+    took = time.monotonic() - began
+    assert stopped.stdout.strip() == "stopped"
+    assert saved.read_text() == "saved"  # not killed while saving
+    assert not pid_alive(pid)
+    assert 1.5 <= took < 10  # as soon as it exited, not the whole grace
+
+
+def test_stop_kills_a_ui_that_ignores_term_after_the_grace(dirs: tuple[Path, Path]) -> None:
+    checkout, run_dir = dirs
+    code = UI_SAVING_ON_TERM.replace(
+        "signal.signal(signal.SIGTERM, save)", "signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    )
+    pid = start_python_ui(checkout, run_dir, code, "unused", "0")
+    began = time.monotonic()
+    stopped = run(webui.stop(str(run_dir), 1))
+    took = time.monotonic() - began
+    assert stopped.stdout.strip() == "stopped"
+    assert not pid_alive(pid)
+    assert not (run_dir / "webui.pid").exists()
+    assert took >= 1.0  # TERM was given its grace first
 
 
 def test_stale_pid_file_is_replaced(dirs: tuple[Path, Path]) -> None:
@@ -130,7 +200,7 @@ def test_an_unreaped_exited_process_is_not_alive(dirs: tuple[Path, Path]) -> Non
         (run_dir / "webui.pid").write_text(str(zombie.pid))
         assert run(webui.alive(str(run_dir))).returncode != 0
         started = time.monotonic()
-        assert run(webui.stop(str(run_dir))).stdout.strip() == "stopped"
+        assert run(webui.stop(str(run_dir), 5)).stdout.strip() == "stopped"
         assert time.monotonic() - started < 2  # no wait for a process that is gone
         assert not (run_dir / "webui.pid").exists()
         (run_dir / "webui.pid").write_text(str(zombie.pid))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .. import builders, gitcmd, webui
+from .. import builders, gitcmd
 from ..conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
 from ..execresult import ExecError
@@ -21,6 +21,7 @@ from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
 from .preview import remove_preview
 from .project import set_session_label
+from .webui import stop_process
 
 
 def expires_in_s(ctx: Ctx) -> float:
@@ -77,7 +78,7 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
         try:
             if web_ui_up:
                 # First: a web UI that saves on SIGTERM writes into the worktree.
-                await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
+                await stop_process(ctx, env)
             if reason != DELETED:  # deletion reads the worktree as it removes it
                 push = reason == CHECKED_IN and push_due(ctx, env)
                 await settle_worktree(ctx, env, status.branch if push else None)

@@ -1,4 +1,10 @@
-"""Start, check and stop the browser coding UI in the project pod."""
+"""Start, check and stop the browser coding UI in the project pod.
+
+A UI that exits at once is retried through the work queue's rate-limited
+requeue (per Session, growing from RDEV_RETRY_INTERVAL, capped): no other
+wake-up (a watch event, the echo of our own status write) starts it in between.
+Its log never goes into an Event or a condition: it may hold the UI's token.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import asyncio
 from .. import metrics, webui
 from ..conditions import WEBUI_READY
 from ..context import Ctx, Env
-from ..execresult import ExecError
+from ..execresult import ExecError, ExecResult
 from ..models import WebUIState
 from ..webui import Started
 
@@ -30,7 +36,17 @@ async def ensure_web_ui(ctx: Ctx, env: Env) -> None:
         if now - last < interval:
             ctx.due_in(interval - (now - last))
             return
+    retry_in = env.retry_due.get(ctx.key, now) - now
+    if status.web_ui == WebUIState.FAILED and retry_in > 0:
+        ctx.backing_off = True  # the rate-limited retry starts it, nothing sooner
+        ctx.due_in(retry_in)
+        return
     await start_web_ui(ctx, env)
+
+
+def failed_message(name: str) -> str:
+    """The same words every time, so that repeats count up on one Event."""
+    return f"the web UI command exited at once; see its log with: kubectl session logs {name}"
 
 
 async def start_web_ui(ctx: Ctx, env: Env) -> None:
@@ -46,10 +62,11 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
     env.webui_checked[ctx.key] = asyncio.get_running_loop().time()
     if started.started == Started.FAILED:
         status.web_ui = WebUIState.FAILED
-        message = "the web UI command exited at once; see its log in the pod"
+        message = failed_message(ctx.name)
         ctx.cond(WEBUI_READY, False, "WebUIFailed", message)
-        ctx.event("Warning", "WebUIFailed", f"{message}: {started.detail}")
-        ctx.due_in(env.settings.retry_interval.total_seconds())
+        detail = f" ({started.detail})" if started.detail else ""
+        ctx.event("Warning", "WebUIFailed", message + detail)
+        ctx.retry = True
         return
     status.web_ui = WebUIState.RUNNING
     if started.started == Started.STARTED:
@@ -63,12 +80,21 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
     ctx.due_in(env.settings.webui_check_interval.total_seconds())
 
 
+async def stop_process(ctx: Ctx, env: Env) -> ExecResult:
+    """SIGTERM the UI and give it RDEV_WEBUI_STOP_GRACE to save before SIGKILL."""
+    assert ctx.target is not None
+    grace = env.settings.webui_stop_grace.total_seconds()
+    timeout = webui.stop_timeout_s(grace, env.settings.exec_timeout.total_seconds())
+    argv = webui.stop(ctx.target.run_dir, grace)
+    return await env.run(ctx, argv, "webui-stop", timeout_s=timeout)
+
+
 async def stop_web_ui(ctx: Ctx, env: Env) -> None:
     status = ctx.status
     if status.web_ui not in (None, WebUIState.STOPPED):
         assert ctx.target is not None
         ctx.step("stop the web UI")
-        stopped = await env.run(ctx, webui.stop(ctx.target.run_dir), "webui-stop")
+        stopped = await stop_process(ctx, env)
         if not stopped.ok:
             raise ExecError(f"stopping the web UI failed with {stopped.describe()}")
         ctx.event("Normal", "WebUIStopped", "web UI stopped")
