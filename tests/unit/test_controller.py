@@ -278,28 +278,31 @@ class FakeKube:
         self.pod_patches.append((name, patch))
         return True
 
-    async def get_service(self, namespace: str, name: str) -> Body | None:
+    async def get_child(self, kind: str, namespace: str, name: str) -> Body | None:
+        assert kind == "Service", f"only Services in these tests, not {kind}"
         return self.services.get((namespace, name))
 
-    async def create_service(self, body: Body) -> Body | None:
+    async def create_child(self, body: Body) -> Body | None:
+        assert body["kind"] == "Service", f"only Services in these tests, not {body['kind']}"
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if key in self.services:
             return None
         self.services[key] = body
         return body
 
-    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Any) -> Body | None:
         raise AssertionError("not expected in these tests")
 
-    async def delete_service(self, namespace: str, name: str) -> None:
+    async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        assert kind == "Service", f"only Services in these tests, not {kind}"
+        current = self.services.get((namespace, name))
+        if current is None:
+            return True
+        if current["metadata"]["uid"] != uid:
+            return False  # the API server's 409 for a failed UID precondition
         self.deleted_services.append(name)
-        self.services.pop((namespace, name), None)
-
-    async def apply_ingress(self, body: Body) -> None:
-        raise AssertionError("not expected in these tests")
-
-    async def delete_ingress(self, namespace: str, name: str) -> None:
-        pass
+        del self.services[(namespace, name)]
+        return True
 
     async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason, message))
@@ -380,6 +383,14 @@ def new_session(name: str = "s1", **spec: Any) -> Body:
         },
         "spec": {"project": "shop", "branch": "feature-a", **spec},
     }
+
+
+def preview_service(session: str, *, owner_uid: str | None) -> Body:
+    """A preview-named Service owned by the Session with ``owner_uid`` (None: by nobody)."""
+    meta: Body = {"name": f"{session}-preview", "namespace": "ns", "uid": f"svc-{session}"}
+    if owner_uid is not None:
+        meta["ownerReferences"] = [{"kind": "Session", "name": session, "uid": owner_uid}]
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {}}
 
 
 def cond(body: Body, kind: str) -> Body:
@@ -471,6 +482,7 @@ async def test_invalid_spec_stalls_without_exec() -> None:
 async def test_checkin_without_pod_ends_and_requests_review() -> None:
     reconciler, kube, _, _ = make()
     body = kube.add_session(new_session(checkin={"autoMerge": True}))
+    kube.services[("ns", "s1-preview")] = preview_service("s1", owner_uid="uid-s1")
     await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     status = stored["status"]
@@ -485,6 +497,18 @@ async def test_checkin_without_pod_ends_and_requests_review() -> None:
     patches = len(kube.status_patches)
     assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
     assert len(kube.status_patches) == patches
+
+
+@aio
+async def test_ending_leaves_a_preview_service_it_does_not_own() -> None:
+    reconciler, kube, _, _ = make()
+    body = kube.add_session(new_session(checkin={"skipReview": True}))
+    foreign = preview_service("s1", owner_uid=None)
+    kube.services[("ns", "s1-preview")] = foreign
+    await reconciler.reconcile(body)
+    assert kube.sessions[("ns", "s1")]["status"]["phase"] == "Ended"
+    assert kube.services[("ns", "s1-preview")] is foreign
+    assert kube.deleted_services == []
 
 
 @aio
