@@ -232,8 +232,9 @@ class Env:
     webui_checked: dict[Key, float] = field(default_factory=dict)
     # The last activity fingerprint read from each worktree (see steps/workspace.py).
     activity: dict[Key, str] = field(default_factory=dict)
-    # The UID of each Session's web UI NetworkPolicy known to exist (see steps/preview.py).
-    webui_policies: dict[Key, str] = field(default_factory=dict)
+    # Each web UI NetworkPolicy known to exist: its UID, and the web UI check
+    # (``webui_checked``) it was last seen at (see steps/preview.py).
+    webui_policies: dict[Key, tuple[str, float | None]] = field(default_factory=dict)
 
     async def run(self, ctx: Ctx, argv: list[str], step: str) -> ExecResult:
         target = ctx.target

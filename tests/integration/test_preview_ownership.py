@@ -188,6 +188,21 @@ def test_web_ui_network_policy_admits_nobody_by_default(api, namespace, repo, op
     assert rule._from is None
     assert {p.protocol for p in rule.ports} == {"TCP", "UDP", "SCTP"}
 
+    # Changed or deleted by hand: put back at the next web UI check (2 s in tests).
+    net = client.NetworkingV1Api(api)
+    net.patch_namespaced_network_policy("s-webui", namespace, {"spec": {"ingress": [{}]}})
+    wait_for(
+        lambda: read_policy(api, namespace).spec.ingress == policy.spec.ingress,
+        timeout=30,
+        what="NetworkPolicy rules restored",
+    )
+    net.delete_namespaced_network_policy("s-webui", namespace)
+    wait_for(
+        lambda: read_policy(api, namespace).metadata.uid != policy.metadata.uid,
+        timeout=30,
+        what="NetworkPolicy made again",
+    )
+
     patch_session(api, namespace, "s", {"webUI": False})
     wait_web_ui(api, namespace, "Stopped")
     policy_gone(api, namespace)

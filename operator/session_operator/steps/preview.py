@@ -93,8 +93,14 @@ def _policy_may_exist(ctx: Ctx, env: Env) -> bool:
 
 
 async def ensure_webui_policy(ctx: Ctx, env: Env) -> None:
-    """While the web UI runs, only the allowed peers reach its port (see builders)."""
-    if ctx.key in env.webui_policies:
+    """While the web UI runs, only the allowed peers reach its port (see builders).
+
+    Checked again (one read) each time the web UI is, so a policy deleted or
+    changed by hand comes back within ``RDEV_WEBUI_CHECK_INTERVAL``.
+    """
+    checked = env.webui_checked.get(ctx.key)
+    known = env.webui_policies.get(ctx.key)
+    if known is not None and known[1] == checked:
         return
     settings = env.settings
     desired = builders.webui_network_policy(
@@ -110,14 +116,15 @@ async def ensure_webui_policy(ctx: Ctx, env: Env) -> None:
     current, created = await _claim(ctx, env, desired, None, _policy_may_exist(ctx, env))
     if not created:
         current = await _fix_spec(ctx, env, desired, current) or current
-    env.webui_policies[ctx.key] = _uid(current)
+    env.webui_policies[ctx.key] = (_uid(current), checked)
 
 
 async def remove_webui_policy(ctx: Ctx, env: Env) -> None:
     if not _policy_may_exist(ctx, env):
         return
+    known = env.webui_policies.get(ctx.key)
     name = builders.webui_policy_name(ctx.name)
-    await _delete_ours(ctx, env, NETWORK_POLICY, name, env.webui_policies.get(ctx.key))
+    await _delete_ours(ctx, env, NETWORK_POLICY, name, known[0] if known is not None else None)
     env.webui_policies.pop(ctx.key, None)
 
 
