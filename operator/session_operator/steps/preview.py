@@ -120,6 +120,7 @@ async def ensure_webui_policy(ctx: Ctx, env: Env) -> None:
 
 
 async def remove_webui_policy(ctx: Ctx, env: Env) -> None:
+    """Delete ours, if it may be there (no request for a web UI that never ran)."""
     if not _policy_may_exist(ctx, env):
         return
     known = env.webui_policies.get(ctx.key)
@@ -129,7 +130,8 @@ async def remove_webui_policy(ctx: Ctx, env: Env) -> None:
 
 
 async def ensure_preview(ctx: Ctx, env: Env) -> None:
-    # First: nothing below may stop the policy from following the web UI.
+    """The policy follows the web UI; the Service (and Ingress) lead to the port in use."""
+    # First: a stall below must not keep the policy from following the web UI.
     if _web_ui_up(ctx.status.web_ui):
         await ensure_webui_policy(ctx, env)
     else:
