@@ -6,14 +6,16 @@ all of them) and, for each, issues exactly:
 create    PATCH finalizer; exec (fetch + worktree add -b + rev-parse, one script);
           PATCH pod label rdev.io/session=<name>; APPLY Service (selects that label);
           PATCH status (Active, Ready=True); POST Event (CheckedOut; ServiceCreated)
-webUI on  exec start; APPLY Service (web UI port); PATCH status; POST Event
-webUI off exec stop; APPLY Service (preview port); PATCH status; POST Event
+webUI on  exec start; POST NetworkPolicy (web UI port closed); APPLY Service (web UI
+          port); PATCH status; POST Event
+webUI off exec stop; DELETE NetworkPolicy (UID precondition); APPLY Service (preview
+          port); PATCH status; POST Event
 checkin   exec (changes + push for review, one script); DELETE Service;
           PATCH pod label away; PATCH status (Ended, review); POST Event
 delete    exec worktree remove (+ run dir); POST Event (WorktreeRemoved);
           PATCH finalizer away
 
-i.e. 17 writes and 5 exec streams per Session, no reads. The Events are the
+i.e. 19 writes and 5 exec streams per Session, no reads. The Events are the
 ones the operator posts on this path: one per step, the Normal Events of a step
 merged into one, as ``context.post_events`` does.
 """
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeapi import Kube
+from session_operator.builders import webui_network_policy
 
 Body = dict[str, Any]
 GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
@@ -64,6 +67,7 @@ class _Local:
     root: str
     phase: str = ""
     webui: bool = False
+    policy_uid: str = ""  # the web UI's NetworkPolicy, while it runs
     branch: str = ""
     commit: str = ""
 
@@ -230,6 +234,7 @@ class Floor:
                 )
             else:
                 await self._exec(local, ["sh", "-c", _STOP, "sh", run])
+            await self._policy(local, name, meta["uid"], spec["project"], on)
             port = WEBUI_PORT if on else PREVIEW_PORT
             await self._service(name, meta["uid"], spec["project"], port)
             await self._status(
@@ -308,6 +313,31 @@ class Floor:
             "count": 1,
         }
         await self.kube.request("POST", f"/api/v1/namespaces/{self.ns}/events", body)
+
+    async def _policy(self, local: _Local, name: str, uid: str, project: str, on: bool) -> None:
+        """The web UI's NetworkPolicy, as the operator makes it; deleted by its UID."""
+        base = f"/apis/networking.k8s.io/v1/namespaces/{self.ns}/networkpolicies"
+        if on:
+            body = webui_network_policy(
+                session=name,
+                namespace=self.ns,
+                uid=uid,
+                project=project,
+                feature=None,
+                port=WEBUI_PORT,
+                allowed_from=[],
+            )
+            created = await self.kube.request("POST", base, body)
+            assert created is not None
+            local.policy_uid = created["metadata"]["uid"]
+        else:
+            await self.kube.request(
+                "DELETE",
+                f"{base}/{name}-webui",
+                {"preconditions": {"uid": local.policy_uid}},
+                allow=(404,),
+            )
+            local.policy_uid = ""
 
     async def _service(self, name: str, uid: str, project: str, port: int) -> None:
         body = {

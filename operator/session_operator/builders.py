@@ -1,4 +1,4 @@
-"""Pure builders for what the operator creates: names, labels, Service, Ingress, URL.
+"""Pure builders for what the operator creates: names, labels, Service, Ingress, policy, URL.
 
 No I/O here, so every child object can be checked by a unit test and the same
 input always yields the same object (deterministic names make retries safe).
@@ -6,6 +6,7 @@ input always yields the same object (deterministic names make retries safe).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import GROUP, KIND, VERSION
@@ -26,6 +27,10 @@ def service_name(session: str) -> str:
     return f"{session}-preview"
 
 
+def webui_policy_name(session: str) -> str:
+    return f"{session}-webui"
+
+
 def child_labels(session: str, project: str, feature: str | None) -> dict[str, str]:
     labels = {SESSION_LABEL: session, PROJECT_LABEL: project, MANAGED_BY_LABEL: MANAGER}
     if feature:
@@ -42,6 +47,35 @@ def owner_reference(name: str, uid: str) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether ``obj`` names the Session with this UID among its owners: only then is it ours."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return bool(uid) and any(ref.get("uid") == uid for ref in refs)
+
+
+def uid_guard(uid: str) -> list[dict[str, Any]]:
+    """JSON-patch ops that make the API server refuse the patch unless the object has this UID.
+
+    Put before a patch of an object that was checked for ownership, so that a
+    replacement made since the check is never changed.
+    """
+    return [{"op": "test", "path": "/metadata/uid", "value": uid}]
+
+
+def spec_patch(desired: dict[str, Any], current: dict[str, Any]) -> list[dict[str, Any]]:
+    """JSON-patch ops setting the spec fields of ``desired`` that ``current`` lacks or differs in.
+
+    Only those fields: nothing else on the object (its labels, owners or other
+    spec fields) is touched. ``add`` replaces a member that exists.
+    """
+    have = current.get("spec") or {}
+    return [
+        {"op": "add", "path": f"/spec/{field}", "value": value}
+        for field, value in desired["spec"].items()
+        if have.get(field) != value
+    ]
 
 
 def pick_port(web_ui_running: bool, web_ui_port: int, preview_port: int) -> int:
@@ -160,6 +194,49 @@ def preview_ingress(
                     },
                 }
             ],
+        },
+    }
+
+
+def webui_network_policy(
+    *,
+    session: str,
+    namespace: str,
+    uid: str,
+    project: str,
+    feature: str | None,
+    port: int,
+    allowed_from: Sequence[Mapping[str, object]],
+) -> dict[str, Any]:
+    """Admit the web UI port only from ``allowed_from`` (none: nobody); every other port stays open.
+
+    Selecting the pod isolates it for ingress, so what was open before is admitted
+    again from everyone: TCP below and above the port (``endPort`` ranges) and all
+    UDP and SCTP. A port-forward enters the pod's network namespace directly and
+    is not affected.
+    """
+    tcp_open = [
+        {"protocol": "TCP", "port": low, "endPort": high}
+        for low, high in ((1, port - 1), (port + 1, 65535))
+        if low <= high
+    ]
+    ingress: list[dict[str, Any]] = []
+    if allowed_from:
+        ingress.append({"from": list(allowed_from), "ports": [{"protocol": "TCP", "port": port}]})
+    ingress.append({"ports": [*tcp_open, {"protocol": "UDP"}, {"protocol": "SCTP"}]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": webui_policy_name(session),
+            "namespace": namespace,
+            "labels": child_labels(session, project, feature),
+            "ownerReferences": [owner_reference(session, uid)],
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {SESSION_LABEL: session}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
         },
     }
 

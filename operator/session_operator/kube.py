@@ -34,6 +34,12 @@ Body = dict[str, Any]
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT_S = 30.0
+# The kinds the operator creates, by kind: (client attribute, noun in the client's method names).
+CHILD_KINDS = {
+    "Service": ("core", "service"),
+    "Ingress": ("net", "ingress"),
+    "NetworkPolicy": ("net", "network_policy"),
+}
 
 
 class KubeError(Exception):
@@ -183,43 +189,34 @@ class Kube:
         )
         return (await _send(call, (404,)))[0] != 404
 
-    # Services -------------------------------------------------------------
-    async def get_service(self, namespace: str, name: str) -> Body | None:
-        call = self.core.read_namespaced_service(name, namespace, _preload_content=False)
+    # Children: the preview Service and Ingress, the web UI's NetworkPolicy ------
+    def _child_call(self, verb: str, kind: str) -> Any:
+        api, noun = CHILD_KINDS[kind]
+        return getattr(getattr(self, api), f"{verb}_namespaced_{noun}")
+
+    async def get_child(self, kind: str, namespace: str, name: str) -> Body | None:
+        call = self._child_call("read", kind)(name, namespace, _preload_content=False)
         return (await _send(call, (404,)))[1]
 
-    async def create_service(self, body: Body) -> Body | None:
-        """Create; None when it already exists (409), so the caller re-reads and patches."""
-        call = self.core.create_namespaced_service(
-            body["metadata"]["namespace"], body, _preload_content=False
-        )
+    async def create_child(self, body: Body) -> Body | None:
+        """Create; None when the name is taken (409): the caller reads it and checks the owner."""
+        create = self._child_call("create", body["kind"])
+        call = create(body["metadata"]["namespace"], body, _preload_content=False)
         return (await _send(call, (409,)))[1]
 
-    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
-        kind = JSON_PATCH if isinstance(patch, list) else MERGE
-        call = self.core.patch_namespaced_service(
-            name, namespace, patch, _preload_content=False, _content_type=kind
-        )
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Any) -> Body | None:
+        """A JSON patch (a list) or a merge patch (a dict); None when the object is gone."""
+        content = JSON_PATCH if isinstance(patch, list) else MERGE
+        patch_call = self._child_call("patch", kind)
+        call = patch_call(name, namespace, patch, _preload_content=False, _content_type=content)
         return (await _send(call, (404,)))[1]
 
-    async def delete_service(self, namespace: str, name: str) -> None:
-        call = self.core.delete_namespaced_service(name, namespace, _preload_content=False)
-        await _send(call, (404,))
-
-    # Ingresses ------------------------------------------------------------
-    async def apply_ingress(self, body: Body) -> None:
-        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        call = self.net.create_namespaced_ingress(ns, body, _preload_content=False)
-        status, _ = await _send(call, (409,))
-        if status == 409:
-            patch = self.net.patch_namespaced_ingress(
-                name, ns, body, _preload_content=False, _content_type=MERGE
-            )
-            await _send(patch)
-
-    async def delete_ingress(self, namespace: str, name: str) -> None:
-        call = self.net.delete_namespaced_ingress(name, namespace, _preload_content=False)
-        await _send(call, (404,))
+    async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete only the object with this UID; False when the name holds another one (409)."""
+        body = {"preconditions": {"uid": uid}}
+        call = self._child_call("delete", kind)(name, namespace, body=body, _preload_content=False)
+        status, _ = await _send(call, (404, 409))
+        return status != 409
 
     # Events ---------------------------------------------------------------
     async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:

@@ -65,7 +65,13 @@ OPERATOR_RULES: list[tuple[str, str, frozenset[str], str | None]] = [
     ("", "pods", frozenset({"get", "list", "watch", "patch"}), None),
     ("", "pods/exec", frozenset({"create", "get"}), None),
     ("", "services", frozenset({"get", "list", "watch", "create", "patch", "delete"}), None),
-    ("networking.k8s.io", "ingresses", frozenset({"create", "patch", "delete"}), None),
+    ("networking.k8s.io", "ingresses", frozenset({"get", "create", "patch", "delete"}), None),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        frozenset({"get", "create", "patch", "delete"}),
+        None,
+    ),
     ("", "events", frozenset({"create"}), None),
     (
         "apiextensions.k8s.io",
@@ -541,6 +547,7 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
 
         wait_for(lambda: web_ui("Running", 3001), timeout=60, what="web UI running")
         assert core.read_namespaced_service("sa1-preview", namespace).spec.ports[0].port == 3001
+        assert net.read_namespaced_network_policy("sa1-webui", namespace).spec.pod_selector
         patch_session(api, namespace, "sa1", {"webUI": False})
         wait_for(lambda: web_ui("Stopped", 8080), timeout=60, what="web UI stopped")
 

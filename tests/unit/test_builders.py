@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from session_operator import builders
+from session_operator.settings import Settings
 
 
 def test_service_body() -> None:
@@ -183,3 +184,111 @@ def test_pod_label_patch() -> None:
 
 def test_service_name_fits_for_longest_session_name() -> None:
     assert len(builders.service_name("a" * 55)) == 63
+
+
+# Ownership and guarded patches -------------------------------------------------------
+def test_owned_by_needs_this_sessions_uid() -> None:
+    svc = builders.preview_service(
+        session="s1", namespace="ns", uid="u-1", project="p", feature=None, port=1
+    )
+    assert builders.owned_by(svc, "u-1")
+    assert not builders.owned_by(svc, "u-2")
+    assert not builders.owned_by(svc, "")
+    assert not builders.owned_by({"metadata": {"name": "s1-preview"}}, "u-1")
+    assert not builders.owned_by({"metadata": {"ownerReferences": None}}, "u-1")
+
+
+def test_uid_guard_is_a_json_patch_test() -> None:
+    assert builders.uid_guard("u-9") == [{"op": "test", "path": "/metadata/uid", "value": "u-9"}]
+
+
+def test_spec_patch_sets_only_differing_spec_fields() -> None:
+    desired = {"spec": {"a": 1, "b": [1, 2], "c": {"x": 1}}}
+    current = {
+        "metadata": {"ownerReferences": [{"uid": "other"}]},
+        "spec": {"a": 1, "b": [1], "extra": True},
+    }
+    assert builders.spec_patch(desired, current) == [
+        {"op": "add", "path": "/spec/b", "value": [1, 2]},
+        {"op": "add", "path": "/spec/c", "value": {"x": 1}},
+    ]
+    assert builders.spec_patch(desired, {"spec": dict(desired["spec"])}) == []
+    assert len(builders.spec_patch(desired, {})) == 3
+
+
+# The web UI's NetworkPolicy ------------------------------------------------------------
+def policy(port: int = 3001, allowed_from: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return builders.webui_network_policy(
+        session="s1",
+        namespace="ns",
+        uid="u-1",
+        project="shop",
+        feature="cart",
+        port=port,
+        allowed_from=allowed_from or [],
+    )
+
+
+def test_webui_policy_metadata_is_like_the_services() -> None:
+    np = policy()
+    svc = builders.preview_service(
+        session="s1", namespace="ns", uid="u-1", project="shop", feature="cart", port=1
+    )
+    assert np["apiVersion"] == "networking.k8s.io/v1" and np["kind"] == "NetworkPolicy"
+    assert np["metadata"]["name"] == "s1-webui" == builders.webui_policy_name("s1")
+    assert np["metadata"]["namespace"] == "ns"
+    assert np["metadata"]["labels"] == svc["metadata"]["labels"]
+    assert np["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rdev-session-operator"
+    assert np["metadata"]["ownerReferences"] == svc["metadata"]["ownerReferences"]
+    assert np["spec"]["podSelector"] == {"matchLabels": {"rdev.io/session": "s1"}}
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_webui_policy_admits_nobody_to_the_port_by_default() -> None:
+    (rule,) = policy(3001)["spec"]["ingress"]
+    assert "from" not in rule  # from everyone, but only on the other ports:
+    assert rule["ports"] == [
+        {"protocol": "TCP", "port": 1, "endPort": 3000},
+        {"protocol": "TCP", "port": 3002, "endPort": 65535},
+        {"protocol": "UDP"},
+        {"protocol": "SCTP"},
+    ]
+
+
+def test_webui_policy_admits_the_configured_peers_to_the_port_only() -> None:
+    peers = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gw"}}},
+        {"podSelector": {"matchLabels": {"app": "proxy"}}},
+    ]
+    ui, others = policy(3001, peers)["spec"]["ingress"]
+    assert ui == {"from": peers, "ports": [{"protocol": "TCP", "port": 3001}]}
+    assert "from" not in others
+
+
+@pytest.mark.parametrize(
+    ("port", "tcp"),
+    [
+        (1, [{"protocol": "TCP", "port": 2, "endPort": 65535}]),
+        (65535, [{"protocol": "TCP", "port": 1, "endPort": 65534}]),
+        (
+            2,
+            [
+                {"protocol": "TCP", "port": 1, "endPort": 1},
+                {"protocol": "TCP", "port": 3, "endPort": 65535},
+            ],
+        ),
+    ],
+)
+def test_webui_policy_port_ranges_at_the_edges(port: int, tcp: list[dict[str, Any]]) -> None:
+    (rule,) = policy(port)["spec"]["ingress"]
+    assert rule["ports"][:-2] == tcp
+
+
+def test_webui_policy_takes_the_settings_peers() -> None:
+    settings = Settings(
+        webui_allowed_from=[{"namespaceSelector": {"matchLabels": {"team": "a"}}}]  # type: ignore[list-item]
+    )
+    np = policy(3001, [p.as_peer() for p in settings.webui_allowed_from])
+    assert np["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"team": "a"}}}
+    ]

@@ -246,6 +246,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.sessions: dict[tuple[str, str], Body] = {}
         self.services: dict[tuple[str, str], Body] = {}
+        self.others: dict[str, dict[tuple[str, str], Body]] = {}  # other children, by kind
         self.status_patches: list[Body] = []
         self.events: list[tuple[str, str, str]] = []
         self.pod_patches: list[tuple[str, Body]] = []
@@ -278,28 +279,38 @@ class FakeKube:
         self.pod_patches.append((name, patch))
         return True
 
-    async def get_service(self, namespace: str, name: str) -> Body | None:
-        return self.services.get((namespace, name))
+    def _kind(self, kind: str) -> dict[tuple[str, str], Body]:
+        if kind == "Service":
+            return self.services
+        return self.others.setdefault(kind, {})
 
-    async def create_service(self, body: Body) -> Body | None:
+    async def get_child(self, kind: str, namespace: str, name: str) -> Body | None:
+        return self._kind(kind).get((namespace, name))
+
+    async def create_child(self, body: Body) -> Body | None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        if key in self.services:
+        objects = self._kind(body["kind"])
+        if key in objects:
             return None
-        self.services[key] = body
+        self.rv += 1
+        body = {**body, "metadata": {"uid": f"uid-{self.rv}", **body["metadata"]}}
+        objects[key] = body
         return body
 
-    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
+    async def patch_child(self, kind: str, namespace: str, name: str, patch: Any) -> Body | None:
         raise AssertionError("not expected in these tests")
 
-    async def delete_service(self, namespace: str, name: str) -> None:
-        self.deleted_services.append(name)
-        self.services.pop((namespace, name), None)
-
-    async def apply_ingress(self, body: Body) -> None:
-        raise AssertionError("not expected in these tests")
-
-    async def delete_ingress(self, namespace: str, name: str) -> None:
-        pass
+    async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool:
+        objects = self._kind(kind)
+        current = objects.get((namespace, name))
+        if current is None:
+            return True
+        if current["metadata"]["uid"] != uid:
+            return False  # the API server's 409 for a failed UID precondition
+        if kind == "Service":
+            self.deleted_services.append(name)
+        del objects[(namespace, name)]
+        return True
 
     async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason, message))
@@ -380,6 +391,14 @@ def new_session(name: str = "s1", **spec: Any) -> Body:
         },
         "spec": {"project": "shop", "branch": "feature-a", **spec},
     }
+
+
+def preview_service(session: str, *, owner_uid: str | None) -> Body:
+    """A preview-named Service owned by the Session with ``owner_uid`` (None: by nobody)."""
+    meta: Body = {"name": f"{session}-preview", "namespace": "ns", "uid": f"svc-{session}"}
+    if owner_uid is not None:
+        meta["ownerReferences"] = [{"kind": "Session", "name": session, "uid": owner_uid}]
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {}}
 
 
 def cond(body: Body, kind: str) -> Body:
@@ -471,6 +490,7 @@ async def test_invalid_spec_stalls_without_exec() -> None:
 async def test_checkin_without_pod_ends_and_requests_review() -> None:
     reconciler, kube, _, _ = make()
     body = kube.add_session(new_session(checkin={"autoMerge": True}))
+    kube.services[("ns", "s1-preview")] = preview_service("s1", owner_uid="uid-s1")
     await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     status = stored["status"]
@@ -485,6 +505,18 @@ async def test_checkin_without_pod_ends_and_requests_review() -> None:
     patches = len(kube.status_patches)
     assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
     assert len(kube.status_patches) == patches
+
+
+@aio
+async def test_ending_leaves_a_preview_service_it_does_not_own() -> None:
+    reconciler, kube, _, _ = make()
+    body = kube.add_session(new_session(checkin={"skipReview": True}))
+    foreign = preview_service("s1", owner_uid=None)
+    kube.services[("ns", "s1-preview")] = foreign
+    await reconciler.reconcile(body)
+    assert kube.sessions[("ns", "s1")]["status"]["phase"] == "Ended"
+    assert kube.services[("ns", "s1-preview")] is foreign
+    assert kube.deleted_services == []
 
 
 @aio
@@ -699,11 +731,12 @@ async def test_failing_web_ui_backs_off_through_the_queue_and_resets_on_success(
     ui.ui_failing = False
     ui_ports: list[Any] = []
 
-    async def patch_service(namespace: str, name: str, patch: Any) -> Body | None:
-        ui_ports.append(patch)  # the preview Service moves to the web UI's port
+    async def patch_child(kind: str, namespace: str, name: str, patch: Any) -> Body | None:
+        if kind == "Service":
+            ui_ports.append(patch)  # the preview Service moves to the web UI's port
         return None
 
-    h.kube.patch_service = patch_service  # type: ignore[method-assign]
+    h.kube.patch_child = patch_child  # type: ignore[method-assign]
     result = await h.reconcile(h.kube.sessions[key])
     assert not result.failed and not result.backing_off
     h.controller.schedule(key, result)
