@@ -338,3 +338,29 @@ def kustomize(path: Path) -> list[dict[str, Any]]:
     if out.returncode != 0:
         raise AssertionError(f"kubectl kustomize {path}: {out.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+SINGLE_NAMESPACE = ROOT / "manifests" / "overlays" / "single-namespace"
+
+
+def overlay_env(objects: list[dict[str, Any]], name: str) -> str | None:
+    """An environment variable of the operator's Deployment in rendered manifests."""
+    deploy = next(o for o in objects if o["kind"] == "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    return next((e.get("value") for e in container["env"] if e["name"] == name), None)
+
+
+def namespaced_overlay(where: Path, namespaces: str) -> Path:
+    """A copy of the single-namespace overlay set to serve ``namespaces``, as its comment
+    tells a user to: only the RDEV_NAMESPACES value changes."""
+    where.mkdir(parents=True, exist_ok=True)
+    placeholder = overlay_env(kustomize(SINGLE_NAMESPACE), "RDEV_NAMESPACES")
+    for src in SINGLE_NAMESPACE.iterdir():
+        text = src.read_text()
+        if src.name == "kustomization.yaml":
+            # kustomize accepts only relative paths to other kustomizations.
+            base = os.path.relpath(SINGLE_NAMESPACE.parent.parent / "base", where)
+            text = text.replace("- ../../base\n", f"- {base}\n")
+            text = text.replace(f"value: {placeholder}\n", f"value: {namespaces}\n")
+        (where / src.name).write_text(text)
+    return where

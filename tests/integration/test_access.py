@@ -412,11 +412,11 @@ def operator_kubeconfig(api: client.ApiClient, kubeconfig: str, namespace: str, 
 
 @pytest.fixture
 def operator_role(cluster: Cluster, team: str) -> Iterator[str]:
-    """The operator's ClusterRole rules (plus reading Namespaces, as the single-namespace
+    """The operator's ClusterRoles' rules (plus reading Namespaces, as the single-namespace
     overlay adds) for a ServiceAccount of the test's namespace; removed afterwards."""
     rbac = client.RbacAuthorizationV1Api(cluster.api)
-    rules = next(d for d in docs(RBAC) if d["kind"] == "ClusterRole")["rules"]
-    rules = rules + next(d for d in docs(NAMESPACE_READER) if d["kind"] == "ClusterRole")["rules"]
+    roles = [d for d in docs(RBAC) + docs(NAMESPACE_READER) if d["kind"] == "ClusterRole"]
+    rules = [rule for role in roles for rule in role["rules"]]
     name = f"rdev-test-operator-{team}"
     user = f"system:serviceaccount:{team}:operator"
     rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})

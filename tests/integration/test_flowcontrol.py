@@ -161,7 +161,7 @@ def flowcontrol(api: client.ApiClient, kubeconfig: str, namespace: str) -> Itera
     # The operator's rules (rbac.yaml) plus reading Namespaces, as the
     # single-namespace overlay grants them, under names of this test's own.
     rbac: list[dict[str, Any]] = []
-    for source in (one(docs(RBAC), "ClusterRole"), one(docs(NAMESPACE_READER), "ClusterRole")):
+    for source in [d for d in docs(RBAC) + docs(NAMESPACE_READER) if d["kind"] == "ClusterRole"]:
         name = f"{source['metadata']['name']}-{namespace}"
         rbac.append({**source, "metadata": {"name": name}})
         rbac.append(

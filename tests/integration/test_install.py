@@ -30,12 +30,14 @@ from kubernetes.client.exceptions import ApiException
 from conftest import OperatorProcess, free_port
 from kubehelpers import (
     ROOT,
+    SINGLE_NAMESPACE,
     create_project_pod,
     create_session,
     events_for,
     get_session,
     kubectl_run,
     kustomize,
+    namespaced_overlay,
     patch_session,
     session_manifest,
     wait_condition,
@@ -44,7 +46,6 @@ from kubehelpers import (
 )
 
 MANIFESTS = ROOT / "manifests"
-SINGLE_NAMESPACE = MANIFESTS / "overlays" / "single-namespace"
 NAMESPACE_READER = SINGLE_NAMESPACE / "namespace-reader.yaml"
 SYSTEM_NS = "rdev-system"
 NAME = "rdev-session-operator"
@@ -57,7 +58,7 @@ SA_GROUPS = [
 PEERING_CRD = "clusterkopfpeerings.kopf.dev"
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
-# (apiGroup, resource, verbs, resourceName): the operator's ClusterRole, exactly.
+# (apiGroup, resource, verbs, resourceName): the operator's ClusterRoles, exactly.
 OPERATOR_RULES: list[tuple[str, str, frozenset[str], str | None]] = [
     ("rdev.io", "sessions", frozenset({"get", "list", "watch", "patch"}), None),
     ("rdev.io", "sessions/status", frozenset({"patch"}), None),
@@ -167,6 +168,8 @@ def test_install_creates_everything(installed, api):
         ("ServiceAccount", NAME),
         ("ClusterRole", NAME),
         ("ClusterRoleBinding", NAME),
+        ("ClusterRole", f"{NAME}-cluster"),
+        ("ClusterRoleBinding", f"{NAME}-cluster"),
         ("ClusterRole", "rdev-session-editor"),
         ("ClusterRole", "rdev-session-viewer"),
         ("ClusterRole", "rdev-session-admin"),
@@ -179,6 +182,8 @@ def test_install_creates_everything(installed, api):
         ("MutatingAdmissionPolicyBinding", "rdev-created-by"),
         ("ValidatingAdmissionPolicy", "rdev-created-by-immutable"),
         ("ValidatingAdmissionPolicyBinding", "rdev-created-by-immutable"),
+        ("ValidatingAdmissionPolicy", "rdev-operator-writes"),
+        ("ValidatingAdmissionPolicyBinding", "rdev-operator-writes"),
         ("FlowSchema", "rdev-operator"),
         ("PriorityLevelConfiguration", "rdev-operator"),
     } <= kinds
@@ -262,7 +267,7 @@ def test_pod_template_passes_restricted_pod_security(installed, api, kubeconfig)
     assert "violates PodSecurity" in refused.stderr and "restricted" in refused.stderr
 
 
-def test_single_namespace_overlay(installed, kubeconfig):
+def test_single_namespace_overlay(installed, api, kubeconfig, namespace, tmp_path):
     objects = rendered(SINGLE_NAMESPACE)
     (container,) = find(objects, "Deployment", NAME)["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -271,9 +276,22 @@ def test_single_namespace_overlay(installed, kubeconfig):
     assert reader["rules"] == [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
     ]
-    # Everything else is the base, unchanged.
-    assert find(objects, "ClusterRole", NAME) == find(installed, "ClusterRole", NAME)
+    # The roles are the base's, unchanged; the namespaced rights are bound in the
+    # namespace served only (test_operator_powers.py asks the API server what that grants).
+    for role in (NAME, f"{NAME}-cluster"):
+        assert find(objects, "ClusterRole", role) == find(installed, "ClusterRole", role)
+    assert find(objects, "RoleBinding", NAME)["metadata"]["namespace"] == env["RDEV_NAMESPACES"]
+    assert NAME not in {o["metadata"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
+    # The namespace served must exist before the install: its RoleBinding lives there.
+    allowed = []
+    if not namespace_exists(api, env["RDEV_NAMESPACES"]):
+        allowed.append(re.compile(rf'namespaces "{env["RDEV_NAMESPACES"]}" not found'))
     dry = kubectl_run(kubeconfig, "apply", "-k", SINGLE_NAMESPACE, "--dry-run=server", check=False)
+    if dry.returncode != 0:
+        assert_only(errors_of(dry.stderr), allowed)
+    # Set to serve a namespace that exists, as its comment says, it applies cleanly.
+    serving = namespaced_overlay(tmp_path / "overlay", namespace)
+    dry = kubectl_run(kubeconfig, "apply", "-k", serving, "--dry-run=server", check=False)
     assert dry.returncode == 0 and not errors_of(dry.stderr), dry.stderr
 
 
@@ -310,23 +328,28 @@ def review(
 
 
 def test_operator_cluster_role_is_exactly_what_the_code_calls(installed):
-    role = find(installed, "ClusterRole", NAME)
     rules = []
-    for rule in role["rules"]:
-        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
-            assert "*" not in rule.get(key, []), rule
-        assert "secrets" not in rule["resources"], rule
-        assert "nonResourceURLs" not in rule, rule
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                names = rule.get("resourceNames") or [None]
-                for name in names:
-                    rules.append((group, resource, frozenset(rule["verbs"]), name))
+    # The namespaced rights (a namespaced install binds them per namespace) and the
+    # cluster-scoped ones, each bound to the ServiceAccount.
+    for role_name, cluster_scoped in [(NAME, False), (f"{NAME}-cluster", True)]:
+        for rule in find(installed, "ClusterRole", role_name)["rules"]:
+            for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(key, []), rule
+            assert "secrets" not in rule["resources"], rule
+            assert "nonResourceURLs" not in rule, rule
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    assert (resource in CLUSTER_SCOPED) == cluster_scoped, (role_name, resource)
+                    names = rule.get("resourceNames") or [None]
+                    for name in names:
+                        rules.append((group, resource, frozenset(rule["verbs"]), name))
+        binding = find(installed, "ClusterRoleBinding", role_name)
+        assert binding["roleRef"]["name"] == role_name
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": NAME, "namespace": SYSTEM_NS}
+        ]
     # Compare as multisets: a frozenset's repr (and so any order by repr) varies by run.
     assert Counter(rules) == Counter(OPERATOR_RULES)
-    binding = find(installed, "ClusterRoleBinding", NAME)
-    assert binding["roleRef"]["name"] == NAME
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": SYSTEM_NS}]
 
 
 def test_service_account_can_do_exactly_what_is_listed(installed, api):
@@ -359,7 +382,7 @@ def test_service_account_can_do_exactly_what_is_listed(installed, api):
         ("create", "events.k8s.io", "events"),
         ("create", "", "serviceaccounts/token"),
         ("create", "", "pods/portforward"),
-        ("get", "networking.k8s.io", "ingresses"),
+        ("list", "networking.k8s.io", "ingresses"),  # read one by name only: whose is it?
         ("update", "apiextensions.k8s.io", "customresourcedefinitions"),
     ]:
         assert not review(api, verb, group, resource), (verb, group, resource)

@@ -1,0 +1,349 @@
+"""What the operator's ServiceAccount may do, as the API server enforces it.
+
+The admission policy ``rdev-operator-writes`` (manifests/base/operator-writes.yaml) narrows
+the operator's own writes whatever its RBAC grants: on pods only its session label, on
+Services, Ingresses and NetworkPolicies only the ones it made. The single-namespace overlay
+binds its namespaced rights in the namespace it serves only.
+
+The install in rdev-system stays in place, as in test_install.py; requests are made as the
+operator by impersonating its ServiceAccount's user name.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubehelpers import (
+    ROOT,
+    kubectl,
+    kustomize,
+    namespaced_overlay,
+    overlay_env,
+    wait_for,
+)
+from session_operator import builders
+
+MANIFESTS = ROOT / "manifests"
+NAME = "rdev-session-operator"
+POLICY = "rdev-operator-writes"
+DENIED_BY = f"ValidatingAdmissionPolicy '{POLICY}'"
+MANAGED = {builders.MANAGED_BY_LABEL: builders.MANAGER}
+MERGE = "application/merge-patch+json"  # as the operator sends them (kube.py)
+VERBS = ("create", "patch", "delete")
+
+
+def service_account_user(objects: list[dict[str, Any]]) -> str:
+    """The user name the API server gives the operator's ServiceAccount."""
+    (sa,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+    return f"system:serviceaccount:{sa['metadata']['namespace']}:{sa['metadata']['name']}"
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+def refused(call: Callable[[], Any], *parts: str) -> str:
+    """The policy's message for a request it must refuse; it names each of ``parts``."""
+    with pytest.raises(ApiException) as info:
+        call()
+    exc = info.value
+    assert exc.status == 403, f"expected the policy's refusal, got {exc.status}: {exc.body}"
+    message = str(json.loads(exc.body)["message"])
+    assert DENIED_BY in message, message
+    for part in parts:
+        assert part in message, message
+    return message
+
+
+@pytest.fixture(scope="module")
+def installed(kubeconfig: str) -> list[dict[str, Any]]:
+    """`kubectl apply -k manifests/` (idempotent; the Deployment need not run)."""
+    kubectl(kubeconfig, "apply", "--server-side", "-k", MANIFESTS)
+    return kustomize(MANIFESTS)
+
+
+@pytest.fixture(scope="module")
+def operator_api(installed: list[dict[str, Any]], kubeconfig: str) -> Iterator[client.ApiClient]:
+    """The admin's connection, every request impersonating the operator's ServiceAccount."""
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    api = client.ApiClient(
+        cfg, header_name="Impersonate-User", header_value=service_account_user(installed)
+    )
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def as_operator(operator_api: client.ApiClient, namespace: str) -> client.ApiClient:
+    """The operator's client, once the API server enforces the policy in ``namespace``."""
+    core = client.CoreV1Api(operator_api)
+    probe = {"metadata": {"name": "policy-probe"}, "spec": {"ports": [{"port": 80}]}}
+
+    def enforced() -> bool:
+        try:
+            core.create_namespaced_service(namespace, probe, dry_run="All")
+        except ApiException as exc:
+            return exc.status == 403 and DENIED_BY in str(exc.body)
+        return False
+
+    wait_for(enforced, timeout=60, interval=0.2, what=f"{POLICY} in effect")
+    return operator_api
+
+
+# The policy as shipped ---------------------------------------------------------------------
+def test_policy_is_installed_for_the_operator_and_its_labels(installed):
+    """Matched on the ServiceAccount the manifests create, with the operator's own labels."""
+    policy = find(installed, "ValidatingAdmissionPolicy", POLICY)["spec"]
+    binding = find(installed, "ValidatingAdmissionPolicyBinding", POLICY)["spec"]
+    assert binding == {"policyName": POLICY, "validationActions": ["Deny"]}
+    assert policy["failurePolicy"] == "Fail"
+    (match,) = policy["matchConditions"]
+    user = service_account_user(installed)
+    assert match["expression"].strip() == f"request.userInfo.username == '{user}'"
+    variables = {v["name"]: v["expression"] for v in policy["variables"]}
+    assert variables["sessionLabel"] == f"'{builders.SESSION_LABEL}'"
+    assert variables["managedByLabel"] == f"'{builders.MANAGED_BY_LABEL}'"
+    assert variables["manager"] == f"'{builders.MANAGER}'"
+
+
+# Pods ----------------------------------------------------------------------------------------
+def test_operator_may_only_set_the_session_label_of_a_pod(api, as_operator, namespace):
+    core = client.CoreV1Api(api)
+    op = client.CoreV1Api(as_operator)
+    name = f"shop-{uuid.uuid4().hex[:6]}"
+    annotations = {builders.REPO_PATH_ANNOTATION: "/src/shop"}
+    core.create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {
+                "name": name,
+                "labels": {builders.PROJECT_LABEL: "shop"},
+                "annotations": annotations,
+            },
+            "spec": {
+                "containers": [{"name": "dev", "image": "project:dev"}],
+                "automountServiceAccountToken": False,
+            },
+        },
+    )
+
+    def pod() -> Any:
+        return core.read_namespaced_pod(name, namespace)
+
+    # The operator's own writes: add, change and remove its label.
+    for session in ("s1", "s2", None):
+        op.patch_namespaced_pod(
+            name, namespace, builders.pod_session_label_patch(session), _content_type=MERGE
+        )
+        assert pod().metadata.labels.get(builders.SESSION_LABEL) == session
+
+    image = {"spec": {"containers": [{"name": "dev", "image": "evil:latest"}]}}
+    spec = (builders.SESSION_LABEL, f'pod "{name}"', f'namespace "{namespace}"', "its spec")
+    refused(lambda: op.patch_namespaced_pod(name, namespace, image), *spec)
+    replace = [{"op": "replace", "path": "/spec/containers/0/image", "value": "evil:latest"}]
+    refused(lambda: op.patch_namespaced_pod(name, namespace, replace), *spec)
+    deadline = {"spec": {"activeDeadlineSeconds": 1}}
+    refused(lambda: op.patch_namespaced_pod(name, namespace, deadline), *spec)
+    # With the label in the same write: all or nothing.
+    both = {**image, **builders.pod_session_label_patch("s1")}
+    refused(lambda: op.patch_namespaced_pod(name, namespace, both), *spec)
+
+    for patch, part in [
+        ({"metadata": {"labels": {builders.PROJECT_LABEL: "billing"}}}, "labels other than"),
+        ({"metadata": {"labels": {"team": "web"}}}, "labels other than"),
+        ({"metadata": {"labels": None}}, "labels other than"),
+        ({"metadata": {"annotations": {builders.REPO_PATH_ANNOTATION: "/tmp"}}}, "annotations"),
+        ({"metadata": {"finalizers": ["example.com/hold"]}}, "finalizers"),
+        (
+            {
+                "metadata": {
+                    "ownerReferences": [
+                        {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "1"}
+                    ]
+                }
+            },
+            "ownerReferences",
+        ),
+    ]:
+        refused(
+            lambda p=patch: op.patch_namespaced_pod(name, namespace, p, _content_type=MERGE),
+            f"would also change its {part}",
+        )
+
+    now = pod()
+    assert [c.image for c in now.spec.containers] == ["project:dev"]
+    assert now.spec.active_deadline_seconds is None
+    assert now.metadata.labels == {builders.PROJECT_LABEL: "shop"}
+    assert now.metadata.annotations == annotations
+    assert not now.metadata.finalizers and not now.metadata.owner_references
+    # Only the operator is held to this: the admin changes the image.
+    core.patch_namespaced_pod(name, namespace, image)
+    assert pod().spec.containers[0].image == "evil:latest"
+
+
+# Services, Ingresses, NetworkPolicies --------------------------------------------------------
+def test_operator_may_only_write_services_it_manages(api, as_operator, namespace):
+    core = client.CoreV1Api(api)
+    op = client.CoreV1Api(as_operator)
+    web = {
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+    core.create_namespaced_service(namespace, web)
+    where = ('Service "web"', f'namespace "{namespace}"', "does not carry that label")
+    rewire = {"spec": {"selector": {"app": "evil"}}}
+    refused(lambda: op.patch_namespaced_service("web", namespace, rewire), *where)
+    take_over = {"metadata": {"labels": MANAGED}}
+    refused(lambda: op.patch_namespaced_service("web", namespace, take_over), *where)
+    refused(lambda: op.delete_namespaced_service("web", namespace), *where, "may not delete it")
+    foreign = core.read_namespaced_service("web", namespace)
+    assert foreign.spec.selector == {"app": "web"} and not foreign.metadata.labels
+
+    bare = {"metadata": {"name": "s1-preview"}, "spec": {"ports": [{"port": 8080}]}}
+    refused(
+        lambda: op.create_namespaced_service(namespace, bare),
+        'Service "s1-preview"',
+        "would be created without that label",
+    )
+    # Its own Service: created, its port swapped as the operator does it, then deleted.
+    mine = {**bare, "metadata": {**bare["metadata"], "labels": MANAGED}}
+    uid = op.create_namespaced_service(namespace, mine).metadata.uid
+    op.patch_namespaced_service("s1-preview", namespace, builders.service_port_patch(3001))
+    assert core.read_namespaced_service("s1-preview", namespace).spec.ports[0].port == 3001
+    drop = {"metadata": {"labels": {builders.MANAGED_BY_LABEL: None}}}
+    refused(
+        lambda: op.patch_namespaced_service("s1-preview", namespace, drop, _content_type=MERGE),
+        "would lose that label",
+    )
+    op.delete_namespaced_service("s1-preview", namespace, body={"preconditions": {"uid": uid}})
+
+
+def test_operator_may_only_write_ingresses_and_network_policies_it_manages(
+    api, as_operator, namespace
+):
+    net, op = client.NetworkingV1Api(api), client.NetworkingV1Api(as_operator)
+    backend = {"service": {"name": "s1-preview", "port": {"number": 8080}}}
+    kinds: list[tuple[str, dict[str, Any], str]] = [
+        ("Ingress", {"defaultBackend": backend}, "namespaced_ingress"),
+        ("NetworkPolicy", {"podSelector": {}}, "namespaced_network_policy"),
+    ]
+    for kind, spec, suffix in kinds:
+        create, patch, delete = (getattr(op, f"{verb}_{suffix}") for verb in VERBS)
+        name = kind.lower()
+        getattr(net, f"create_{suffix}")(
+            namespace, {"metadata": {"name": f"{name}-foreign"}, "spec": spec}
+        )
+        where = (f'{kind} "{name}-foreign"', "does not carry that label")
+        relabel = {"metadata": {"labels": MANAGED}}
+        refused(partial(patch, f"{name}-foreign", namespace, relabel), *where)
+        refused(partial(delete, f"{name}-foreign", namespace), *where, "may not delete it")
+        bare = {"metadata": {"name": name}, "spec": spec}
+        refused(partial(create, namespace, bare), "would be created without that label")
+        made = create(namespace, {"metadata": {"name": name, "labels": MANAGED}, "spec": spec})
+        patch(name, namespace, {"metadata": {"annotations": {"note": "x"}}})
+        delete(name, namespace, body={"preconditions": {"uid": made.metadata.uid}})
+
+
+# Namespaced install --------------------------------------------------------------------------
+def sar(api: client.ApiClient, user: str, verb: str, group: str, resource: str, ns: str) -> bool:
+    plural, _, sub = resource.partition("/")
+    attrs = {"verb": verb, "group": group, "resource": plural, "subresource": sub}
+    if ns:
+        attrs["namespace"] = ns
+    namespace = user.split(":")[2]
+    groups = ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"]
+    body = {"spec": {"user": user, "groups": groups, "resourceAttributes": attrs}}
+    review = client.AuthorizationV1Api(api).create_subject_access_review(body)
+    return bool(review.status.allowed)
+
+
+NAMESPACED_RIGHTS = [
+    ("patch", "", "pods"),
+    ("watch", "", "pods"),
+    ("create", "", "pods/exec"),
+    ("get", "", "pods/exec"),
+    ("create", "", "services"),
+    ("delete", "", "services"),
+    ("create", "networking.k8s.io", "ingresses"),
+    ("create", "networking.k8s.io", "networkpolicies"),
+    ("patch", "rdev.io", "sessions"),
+    ("patch", "rdev.io", "sessions/status"),
+    ("create", "", "events"),
+]
+CLUSTER_RIGHTS = [
+    ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),
+    ("watch", "kopf.dev", "clusterkopfpeerings"),
+    ("list", "", "namespaces"),
+]
+
+
+def for_test_account(objects: list[dict[str, Any]], ns: str) -> list[dict[str, Any]]:
+    """The overlay's roles and bindings for the ServiceAccount ``operator`` of ``ns``,
+    cluster-scoped ones renamed for this test: the shared install binds rdev-system's
+    account everywhere, so its rights cannot show what the overlay grants."""
+    out = []
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "RoleBinding"):
+            continue
+        obj = json.loads(json.dumps(obj))
+        if obj["kind"] != "RoleBinding":
+            obj["metadata"]["name"] += f"-{ns}"
+        if obj["kind"] != "ClusterRole":
+            obj["roleRef"]["name"] += f"-{ns}"
+            obj["subjects"] = [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}]
+        out.append(obj)
+    return out
+
+
+def test_namespaced_install_binds_its_rights_in_its_namespace_only(
+    api, kubeconfig, namespace, tmp_path: Path
+):
+    objects = kustomize(namespaced_overlay(tmp_path / "overlay", namespace))
+    assert overlay_env(objects, "RDEV_NAMESPACES") == namespace
+    (binding,) = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert binding["metadata"]["namespace"] == namespace
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": NAME,
+    }
+    cluster_wide = {o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
+    assert cluster_wide == {f"{NAME}-cluster", f"{NAME}-namespaces"}
+
+    rbac = for_test_account(objects, namespace)
+    user = f"system:serviceaccount:{namespace}:operator"
+    cluster_scoped = [o for o in rbac if o["kind"] != "RoleBinding"]
+    try:
+        kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+        wait_for(
+            lambda: sar(api, user, "patch", "", "pods", namespace),
+            timeout=30,
+            what="the RoleBinding seen by the authorizer",
+        )
+        for verb, group, resource in NAMESPACED_RIGHTS:
+            assert sar(api, user, verb, group, resource, namespace), (verb, resource)
+            assert not sar(api, user, verb, group, resource, "default"), (verb, resource)
+            assert not sar(api, user, verb, group, resource, ""), (verb, resource)
+        for verb, group, resource in CLUSTER_RIGHTS:
+            assert sar(api, user, verb, group, resource, ""), (verb, resource)
+    finally:
+        for obj in reversed(cluster_scoped):
+            kubectl(
+                kubeconfig,
+                "delete",
+                f"{obj['kind'].lower()}.rbac.authorization.k8s.io",
+                obj["metadata"]["name"],
+                "--ignore-not-found",
+            )
