@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from . import metrics
 from .builders import CREATED_BY_ANNOTATION
-from .context import Ctx, Env, Halt, draft_status, flush, iso, post_events
+from .context import Ctx, Env, Halt, LockBusy, draft_status, flush, iso, post_events
 from .execresult import ExecError
 from .models import TERMINAL_PHASES, SessionSpec
 from .queue import WorkQueue
@@ -37,6 +37,8 @@ class Result:
     requeue_after: float | None = None
     failed: bool = False  # retry with this key's growing backoff
     wrote_status: bool = False
+    # A project lock was taken: run again as soon as it is free (no backoff).
+    blocked_on: Key | None = None
 
 
 def utcnow() -> datetime:
@@ -74,6 +76,13 @@ class Controller:
         self.clock = clock
 
     def schedule(self, key: Key, result: Result) -> None:
+        locks = self.env.project_locks
+        if result.blocked_on is not None:
+            # Level-based: the next run redoes what this one left, when its turn comes.
+            locks.when_free(result.blocked_on, key, lambda: self.queue.add(key))
+        locks.ran(key)
+        if result.blocked_on is not None:
+            return  # neither a failure nor a success: the backoff stays as it is
         if result.failed:
             self.queue.add_rate_limited(key)
         else:
@@ -96,6 +105,9 @@ class Controller:
         outcome = "ok"
         try:
             return await self._reconcile(body)
+        except LockBusy as busy:
+            outcome = "busy"
+            return Result(blocked_on=busy.key)
         except Exception as exc:
             outcome = "error"
             logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)

@@ -561,3 +561,33 @@ async def test_exec_failures_back_off_growing_capped_and_reset_on_success() -> N
     assert result.failed
     h.controller.schedule(key, result)
     assert queue.pending_delay(key) == pytest.approx(10, abs=0.5)
+
+
+# A worker never waits for a project lock: its key runs again when the lock is free -----
+@aio
+async def test_a_taken_project_lock_requeues_the_key_when_released_without_backoff() -> None:
+    h = Harness([pod("shop-1", T1)])
+    flaky = FlakyExec()
+    flaky.failing = False
+    h.controller.env.execs = flaky
+    queue, locks = h.controller.queue, h.controller.env.project_locks
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    queue.backoff.when(key)  # one earlier failure: a blocked run neither grows nor resets it
+    held = locks.acquire(("ns", "shop"))  # e.g. the finalizer removing a worktree
+    await held.__aenter__()
+    result = await asyncio.wait_for(h.reconcile(h.kube.sessions[key]), 1)
+    assert result.blocked_on == ("ns", "shop")
+    assert not result.failed and result.requeue_after is None
+    assert flaky.steps == [] and h.kube.status_patches == []  # no exec, nothing written
+    h.controller.schedule(key, result)
+    assert len(queue) == 0 and queue.pending_delay(key) is None  # no timer, no busy loop
+    assert queue.backoff.failures(key) == 1
+    await held.__aexit__(None, None, None)
+    assert len(queue) == 1  # woken by the release
+    assert await queue.get() == key
+    result = await h.reconcile(h.kube.sessions[key])
+    queue.done(key)
+    h.controller.schedule(key, result)
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert flaky.steps[:2] == ["precheck", "checkout"]

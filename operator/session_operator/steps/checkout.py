@@ -75,7 +75,7 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
     ctx.step("fetch")
     assert ctx.target is not None
     argv = gitcmd.precheck(ctx.target.repo, branch, bool(ctx.spec.new_branch), ctx.spec.from_ref)
-    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+    async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
         checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
     if checked.found == Found.BRANCH_MISSING:
         raise Halt(BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
@@ -126,7 +126,7 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         await flush(ctx, env)
     check_progress_deadline(ctx, env)
     argv = gitcmd.checkout(target.repo, target.path, branch, start)
-    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+    async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
         done = gitcmd.read_checkout(await env.run(ctx, argv, "checkout"))
     if done.placed == Placed.HOLDS_OTHER:
         raise Halt(

@@ -182,7 +182,9 @@ async def remove_worktree(ctx: Ctx, env: Env) -> None:
         return
     ctx.target = target
     argv = gitcmd.remove(target.repo, target.path, target.run_dir)
-    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+    # The finalizer runs outside the workers: it may wait for the project, one exec at most.
+    wait_s = env.settings.exec_timeout.total_seconds()
+    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project), wait_s):
         removed = gitcmd.read_remove(await env.run(ctx, argv, "remove"))
     if removed.removal == Removal.GONE:
         return
