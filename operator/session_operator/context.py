@@ -27,6 +27,10 @@ log = logging.getLogger("session_operator")
 Body = dict[str, Any]
 
 
+# Per Session: (stalled reason, generation) and when this process saw that stall begin.
+StallMarks = dict[Key, tuple[tuple[str, int], datetime]]
+
+
 class KubePort(Protocol):
     async def patch_session_status(
         self, namespace: str, name: str, status: Body
@@ -301,6 +305,9 @@ class Env:
     webui_checked: dict[Key, float] = field(default_factory=dict)
     # The last activity fingerprint read from each worktree (see steps/workspace.py).
     activity: dict[Key, str] = field(default_factory=dict)
+    # When a stall changed its reason (and spec generation) while staying Stalled
+    # (see controller.stall_since).
+    stalls: StallMarks = field(default_factory=dict)
 
     async def run(self, ctx: Ctx, argv: list[str], step: str) -> ExecResult:
         target = ctx.target
@@ -310,6 +317,7 @@ class Env:
     def forget(self, key: Key) -> None:
         self.webui_checked.pop(key, None)
         self.activity.pop(key, None)
+        self.stalls.pop(key, None)
 
 
 def _ready_reason(status: Body) -> str | None:

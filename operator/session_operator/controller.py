@@ -20,7 +20,19 @@ from pydantic import ValidationError
 
 from . import metrics
 from .builders import CREATED_BY_ANNOTATION
-from .context import Ctx, Env, Halt, LockBusy, draft_status, flush, iso, post_events
+from .conditions import STALLED
+from .context import (
+    Ctx,
+    Env,
+    Halt,
+    LockBusy,
+    StallMarks,
+    draft_status,
+    flush,
+    iso,
+    parse_ts,
+    post_events,
+)
 from .execresult import ExecError
 from .models import TERMINAL_PHASES, SessionSpec
 from .queue import WorkQueue
@@ -59,14 +71,54 @@ def new_ctx(body: Body, spec: SessionSpec, now: datetime) -> Ctx:
     )
 
 
-def apply_halt(ctx: Ctx, halt: Halt, recheck_s: float) -> None:
+def recheck_delay(stalled_for_s: float, interval_s: float, max_s: float) -> float:
+    """Wait as long as the stall has lasted, within [interval, max].
+
+    Checked at interval, 2x, 4x, ... after it began, the gap doubles each time
+    until it reaches max; derived from the stall's start, so a restart keeps it.
+    """
+    return min(max(stalled_for_s, interval_s), max_s)
+
+
+def stall_since(ctx: Ctx, reason: str, marks: StallMarks) -> datetime:
+    """When this stall (this reason, for this spec) began; ``now`` if it begins now.
+
+    A stall that only changes its reason keeps the Stalled condition's
+    lastTransitionTime, so ``marks`` remembers when this process saw such a
+    change (lost on restart: then the older transition time counts).
+    """
+    before = next(
+        (c for c in ctx.original.get("conditions") or [] if c.get("type") == STALLED), None
+    )
+    same = (reason, ctx.generation)
+    if before is None or before.get("status") != "True":
+        return ctx.now
+    if (before.get("reason"), before.get("observedGeneration")) != same:
+        marks[ctx.key] = (same, ctx.now)
+        return ctx.now
+    since = parse_ts(before.get("lastTransitionTime")) or ctx.now
+    mark = marks.get(ctx.key)
+    if mark is not None and mark[0] == same:
+        since = max(since, mark[1])
+    return since
+
+
+def apply_halt(ctx: Ctx, halt: Halt, env: Env) -> None:
     """Record why the steps stopped; waiting on others or a person is not slow provisioning."""
     if halt.reason != PROGRESS_DEADLINE:
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
+    since = stall_since(ctx, halt.reason, env.stalls)
     ctx.summary(halt.reason, halt.message)
     if lookup(halt.reason).recheck:
-        ctx.due_in(recheck_s)
+        settings = env.settings
+        ctx.due_in(
+            recheck_delay(
+                (ctx.now - since).total_seconds(),
+                settings.stalled_recheck_interval.total_seconds(),
+                settings.stalled_recheck_max.total_seconds(),
+            )
+        )
 
 
 class Controller:
@@ -147,14 +199,14 @@ class Controller:
                 await flush(ctx, self.env)
                 return Result(wrote_status=ctx.wrote)
         except Halt as halt:
-            apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
+            apply_halt(ctx, halt, self.env)
         except ExecError as exc:
             failed = True
             ctx.summary(EXEC_FAILED, str(exc))
             try:
                 checkout.check_progress_deadline(ctx, self.env)
             except Halt as halt:
-                apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
+                apply_halt(ctx, halt, self.env)
         ctx.due_in(ending.expires_in_s(ctx))
         warnings.warn_before_stop(ctx, self.env)
         await flush(ctx, self.env)

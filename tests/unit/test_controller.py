@@ -14,7 +14,7 @@ import pytest
 
 from session_operator import execresult, gitcmd
 from session_operator.context import Env
-from session_operator.controller import Controller, Result
+from session_operator.controller import Controller, Result, recheck_delay
 from session_operator.execresult import ExecResult, parse_exit_status
 from session_operator.queue import Backoff, WorkQueue
 from session_operator.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
@@ -591,3 +591,96 @@ async def test_a_taken_project_lock_requeues_the_key_when_released_without_backo
     h.controller.schedule(key, result)
     assert h.kube.sessions[key]["status"]["phase"] == "Active"
     assert flaky.steps[:2] == ["precheck", "checkout"]
+
+
+# Stalled re-checks back off: the gap doubles from the interval up to the max ----------
+def test_recheck_delay_doubles_the_gap_up_to_the_max() -> None:
+    interval, cap = 60.0, 1800.0
+    t, checks = 0.0, []  # the stall is found at t=0; each check schedules the next
+    while t < 6 * 3600:
+        t += recheck_delay(t, interval, cap)
+        checks.append(t)
+    assert [c / 60 for c in checks[:8]] == [1, 2, 4, 8, 16, 32, 62, 92]
+    assert sum(1 for c in checks if c <= 3600) == 6  # the first hour: 6 re-checks
+    assert sum(1 for c in checks if 3 * 3600 < c <= 4 * 3600) == 2  # then 2 an hour
+    assert recheck_delay(0, interval, cap) == interval
+    assert recheck_delay(10**9, interval, cap) == cap
+
+
+class BranchCheck:
+    """Answers the precheck: the branch is missing (git exits 20) until ``missing`` is off."""
+
+    def __init__(self) -> None:
+        self.missing = True
+        self.steps: list[str] = []
+
+    async def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult:
+        self.steps.append(step)
+        if step == "precheck" and self.missing:
+            return ExecResult(20, "", "")
+        return await FlakyExec.run(
+            _ALWAYS_OK, namespace, pod, container, argv, step=step, timeout_s=timeout_s
+        )
+
+
+_ALWAYS_OK = FlakyExec()
+_ALWAYS_OK.failing = False
+
+
+@aio
+async def test_stalled_rechecks_back_off_reset_on_a_new_reason_and_survive_a_restart() -> None:
+    h = Harness([pod("shop-1", T1)])
+    check = BranchCheck()
+    h.controller.env.execs = check
+    key = ("ns", "s1")
+    h.kube.add_session(new_session(container="dev"))
+    delays = []
+    for _ in range(8):
+        result = await h.reconcile(h.kube.sessions[key])
+        assert cond(h.kube.sessions[key], "Stalled")["reason"] == "BranchNotFound"
+        assert result.requeue_after is not None
+        delays.append(result.requeue_after)
+        h.clock.now += timedelta(seconds=result.requeue_after)
+    assert delays == [60, 60, 120, 240, 480, 960, 1800, 1800]
+
+    # A restarted operator (no memory) keeps the gap: it comes from lastTransitionTime.
+    h.controller.env.stalls.clear()
+    result = await h.reconcile(h.kube.sessions[key])
+    assert result.requeue_after == 1800
+
+    # The reason changes while the Session stays Stalled: back to the interval, then doubling.
+    renamed = pod("shop-1", T1)
+    renamed["spec"] = {"containers": [{"name": "other"}]}
+    renamed["metadata"]["resourceVersion"] = "2"
+    h.store.pods.put(renamed)
+    delays = []
+    for _ in range(3):
+        result = await h.reconcile(h.kube.sessions[key])
+        assert cond(h.kube.sessions[key], "Stalled")["reason"] == "ContainerNotFound"
+        assert result.requeue_after is not None
+        delays.append(result.requeue_after)
+        h.clock.now += timedelta(seconds=result.requeue_after)
+    assert delays == [60, 60, 120]
+
+    # It recovers, then stalls again: the backoff starts over.
+    fixed = pod("shop-1", T1)
+    fixed["metadata"]["resourceVersion"] = "3"
+    h.store.pods.put(fixed)
+    check.missing = False
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    h.clock.now += timedelta(hours=1)
+    renamed["metadata"]["resourceVersion"] = "4"
+    h.store.pods.put(renamed)
+    result = await h.reconcile(h.kube.sessions[key])
+    assert cond(h.kube.sessions[key], "Stalled")["reason"] == "ContainerNotFound"
+    assert result.requeue_after == 60
