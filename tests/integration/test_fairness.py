@@ -87,9 +87,18 @@ def hanging_fetches(root: Path) -> int:
 
 
 def kill_all_under(root: Path) -> None:
-    for pid in processes_under(root):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    """Kill what the test's execs left, until nothing new has appeared for a second."""
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 30
+    while time.monotonic() - quiet_since < 1.0:
+        assert time.monotonic() < deadline, f"processes keep appearing in {root}"
+        found = processes_under(root)
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if found:
+            quiet_since = time.monotonic()
+        time.sleep(0.1)
 
 
 def noisy_repos(base: Path, count: int) -> list[dict[str, Path]]:
@@ -123,6 +132,7 @@ def test_a_noisy_namespace_does_not_delay_another_namespaces_new_session(
         probe.kill()
         probe.wait()
     kill_all_under(noisy_root)
+    op = None
     try:
         for i, made in enumerate(repos):
             create_project_pod(api, namespace, f"p{i}", made, name=f"p{i}", wait=False)
@@ -173,9 +183,6 @@ def test_a_noisy_namespace_does_not_delay_another_namespaces_new_session(
         left = sorted(" ".join(argv)[:60] for argv in processes_under(noisy_root).values())
         assert not left, f"{len(left)} processes outlived their exec's deadline: {left[:6]}"
     finally:
+        if op is not None:
+            op.stop()  # no new execs after this
         kill_all_under(noisy_root)
-        wait_for(
-            lambda: not processes_under(noisy_root),
-            timeout=10,
-            what="the test's hanging processes killed",
-        )
