@@ -108,9 +108,9 @@ def apply_halt(ctx: Ctx, halt: Halt, env: Env) -> None:
     if halt.reason != PROGRESS_DEADLINE:
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
-    since = stall_since(ctx, halt.reason, env.stalls)
     ctx.summary(halt.reason, halt.message)
     if lookup(halt.reason).recheck:
+        since = stall_since(ctx, halt.reason, env.stalls)  # reads the status as it was
         settings = env.settings
         ctx.due_in(
             recheck_delay(
