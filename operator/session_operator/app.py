@@ -94,12 +94,16 @@ class App:
     @classmethod
     async def create(cls, settings: Settings, priority: int | None) -> App:
         cfg = await load_kube_config()
-        kube = Kube(cfg, pool_size=settings.workers + 8)
+        # Fair across namespaces: a key's group is its namespace (see queue.py).
+        queue: WorkQueue[Key] = WorkQueue(
+            Backoff(settings.retry_interval.total_seconds(), BACKOFF_CAP_S),
+            group_of=lambda key: key[0],
+            workers=settings.workers,
+        )
+        assert queue.capacity is not None
+        kube = Kube(cfg, pool_size=queue.capacity + 8)
         execs = PodExec.from_settings(cfg, settings)
         env = Env(settings=settings, kube=kube, execs=execs, store=Store())
-        queue: WorkQueue[Key] = WorkQueue(
-            Backoff(settings.retry_interval.total_seconds(), BACKOFF_CAP_S)
-        )
         app = cls(settings, kube, execs, env, queue, Controller(env, queue), Gate(priority))
         app.register_phase_gauge()
         return app
@@ -148,7 +152,7 @@ class App:
         await self.execs.close()
 
     async def _work(self) -> None:
-        workers = [self._worker() for _ in range(self.settings.workers)]
+        workers = [self._worker() for _ in range(self.queue.capacity or self.settings.workers)]
         await asyncio.gather(*workers)
 
     async def _worker(self) -> None:

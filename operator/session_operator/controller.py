@@ -21,7 +21,19 @@ from pydantic import ValidationError
 
 from . import metrics
 from .builders import CREATED_BY_ANNOTATION
-from .context import Ctx, Env, Halt, draft_status, flush, iso, post_events
+from .conditions import STALLED
+from .context import (
+    Ctx,
+    Env,
+    Halt,
+    LockBusy,
+    StallMarks,
+    draft_status,
+    flush,
+    iso,
+    parse_ts,
+    post_events,
+)
 from .execresult import ExecError
 from .models import TERMINAL_PHASES, SessionSpec
 from .queue import WorkQueue
@@ -39,6 +51,8 @@ class Result:
     failed: bool = False  # retry with this key's growing backoff
     backing_off: bool = False  # a retry is pending: neither grow nor reset the backoff
     wrote_status: bool = False
+    # A project lock was taken: run again as soon as it is free (no backoff).
+    blocked_on: Key | None = None
 
 
 def utcnow() -> datetime:
@@ -59,14 +73,54 @@ def new_ctx(body: Body, spec: SessionSpec, now: datetime) -> Ctx:
     )
 
 
-def apply_halt(ctx: Ctx, halt: Halt, recheck_s: float) -> None:
+def recheck_delay(stalled_for_s: float, interval_s: float, max_s: float) -> float:
+    """Wait as long as the stall has lasted, within [interval, max].
+
+    Checked at interval, 2x, 4x, ... after it began, the gap doubles each time
+    until it reaches max; derived from the stall's start, so a restart keeps it.
+    """
+    return min(max(stalled_for_s, interval_s), max_s)
+
+
+def stall_since(ctx: Ctx, reason: str, marks: StallMarks) -> datetime:
+    """When this stall (this reason, for this spec) began; ``now`` if it begins now.
+
+    A stall that only changes its reason keeps the Stalled condition's
+    lastTransitionTime, so ``marks`` remembers when this process saw such a
+    change (lost on restart: then the older transition time counts).
+    """
+    before = next(
+        (c for c in ctx.original.get("conditions") or [] if c.get("type") == STALLED), None
+    )
+    same = (reason, ctx.generation)
+    if before is None or before.get("status") != "True":
+        return ctx.now
+    if (before.get("reason"), before.get("observedGeneration")) != same:
+        marks[ctx.key] = (same, ctx.now)
+        return ctx.now
+    since = parse_ts(before.get("lastTransitionTime")) or ctx.now
+    mark = marks.get(ctx.key)
+    if mark is not None and mark[0] == same:
+        since = max(since, mark[1])
+    return since
+
+
+def apply_halt(ctx: Ctx, halt: Halt, env: Env) -> None:
     """Record why the steps stopped; waiting on others or a person is not slow provisioning."""
     if halt.reason != PROGRESS_DEADLINE:
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
     ctx.summary(halt.reason, halt.message)
     if lookup(halt.reason).recheck:
-        ctx.due_in(recheck_s)
+        since = stall_since(ctx, halt.reason, env.stalls)  # reads the status as it was
+        settings = env.settings
+        ctx.due_in(
+            recheck_delay(
+                (ctx.now - since).total_seconds(),
+                settings.stalled_recheck_interval.total_seconds(),
+                settings.stalled_recheck_max.total_seconds(),
+            )
+        )
 
 
 class Controller:
@@ -76,6 +130,13 @@ class Controller:
         self.clock = clock
 
     def schedule(self, key: Key, result: Result) -> None:
+        locks = self.env.project_locks
+        if result.blocked_on is not None:
+            # Level-based: the next run redoes what this one left, when its turn comes.
+            locks.when_free(result.blocked_on, key, lambda: self.queue.add(key))
+        locks.ran(key)
+        if result.blocked_on is not None:
+            return  # neither a failure nor a success: the backoff stays as it is
         if result.failed:
             delay = self.queue.add_rate_limited(key)
             self.env.retry_due[key] = asyncio.get_running_loop().time() + delay
@@ -100,6 +161,9 @@ class Controller:
         outcome = "ok"
         try:
             return await self._reconcile(body)
+        except LockBusy as busy:
+            outcome = "busy"
+            return Result(blocked_on=busy.key)
         except Exception as exc:
             outcome = "error"
             logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)
@@ -139,14 +203,14 @@ class Controller:
                 await flush(ctx, self.env)
                 return Result(wrote_status=ctx.wrote)
         except Halt as halt:
-            apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
+            apply_halt(ctx, halt, self.env)
         except ExecError as exc:
             failed = True
             ctx.summary(EXEC_FAILED, str(exc))
             try:
                 checkout.check_progress_deadline(ctx, self.env)
             except Halt as halt:
-                apply_halt(ctx, halt, self.env.settings.stalled_recheck_interval.total_seconds())
+                apply_halt(ctx, halt, self.env)
         ctx.due_in(ending.expires_in_s(ctx))
         warnings.warn_before_stop(ctx, self.env)
         await flush(ctx, self.env)

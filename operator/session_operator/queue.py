@@ -10,7 +10,14 @@ queue guarantees what makes a level-based reconcile safe and cheap:
 - ``add_rate_limited`` backs off per key, exponentially and capped; ``forget``
   resets that after a success;
 - ``hold`` gives a caller (the finalizer) the key exclusively, so deletion never
-  overlaps a reconcile of the same Session.
+  overlaps a reconcile of the same Session;
+- fairness across groups (namespaces): a free worker takes a key of the group
+  with the fewest keys in flight (round-robin among equals). Of the
+  ``workers + reserved_workers(workers)`` workers, a group with something in
+  flight may start a key only while fewer than ``workers`` keys are in flight:
+  the reserve serves groups with nothing in flight, so a tenant whose
+  reconciles hang (a git remote that never answers) cannot delay another
+  tenant's next reconcile, while one tenant alone still gets all ``workers``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,11 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
+
+
+def reserved_workers(workers: int) -> int:
+    """Workers kept for groups with nothing in flight: an eighth, at least one."""
+    return max(1, workers // 8)
 
 
 class Backoff(Generic[K]):
@@ -46,10 +58,26 @@ class Backoff(Generic[K]):
 
 
 class WorkQueue(Generic[K]):
-    """All methods run on one event loop: no locks, no await between a check and its act."""
+    """All methods run on one event loop: no locks, no await between a check and its act.
 
-    def __init__(self, backoff: Backoff[K], clock: Callable[[], float] | None = None) -> None:
-        self._queue: deque[K] = deque()
+    Without ``workers`` every queued key may start at once (one group, FIFO).
+    """
+
+    def __init__(
+        self,
+        backoff: Backoff[K],
+        clock: Callable[[], float] | None = None,
+        *,
+        group_of: Callable[[K], Hashable] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self._groups: dict[Hashable, deque[K]] = {}  # keys waiting, per group
+        self._turns: deque[Hashable] = deque()  # groups with keys waiting, round-robin
+        self._group_of: Callable[[K], Hashable] = group_of or (lambda _: None)
+        self.workers = workers
+        self.capacity = None if workers is None else workers + reserved_workers(workers)
+        self._taken: set[K] = set()  # handed to a worker by get(), not yet done
+        self._active: dict[Hashable, int] = {}  # keys in _taken, per group
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
@@ -67,8 +95,7 @@ class WorkQueue(Generic[K]):
         self._dirty.add(key)
         if key in self._processing:
             return  # runs again once the current run is done
-        self._queue.append(key)
-        self._ready.set()
+        self._enqueue(key)
 
     def add_after(self, key: K, delay_s: float) -> None:
         """Re-add ``key`` after ``delay_s``; an earlier pending deadline is kept."""
@@ -111,14 +138,68 @@ class WorkQueue(Generic[K]):
         if pending is not None:
             pending[1].cancel()
 
+    def _enqueue(self, key: K) -> None:
+        group = self._group_of(key)
+        waiting = self._groups.get(group)
+        if waiting is None:
+            waiting = self._groups[group] = deque()
+            self._turns.append(group)
+        waiting.append(key)
+        self._ready.set()
+
+    def _unqueue(self, key: K) -> None:
+        group = self._group_of(key)
+        waiting = self._groups.get(group)
+        if waiting is None or key not in waiting:
+            return
+        waiting.remove(key)
+        if not waiting:
+            del self._groups[group]
+            self._turns.remove(group)
+
     # Taking -----------------------------------------------------------------
+    def _may_start(self, group: Hashable) -> bool:
+        if self.workers is None:
+            return True
+        if len(self._taken) < self.workers:
+            return True
+        # Only the reserve is left: it serves groups with nothing in flight.
+        assert self.capacity is not None
+        return len(self._taken) < self.capacity and not self._active.get(group)
+
+    def _take(self) -> K | None:
+        """The first key of the group with the fewest keys in flight that may start one.
+
+        Ties go to the group whose turn comes first (round-robin), so a group that
+        just took a worker waits until the others had theirs.
+        """
+        chosen: Hashable = None
+        fewest = -1
+        for group in self._turns:
+            running = self._active.get(group, 0)
+            if (fewest < 0 or running < fewest) and self._may_start(group):
+                chosen, fewest = group, running
+        if fewest < 0:
+            return None
+        waiting = self._groups[chosen]
+        key = waiting.popleft()
+        self._turns.remove(chosen)
+        if waiting:
+            self._turns.append(chosen)  # its next key waits for the other groups' turns
+        else:
+            del self._groups[chosen]
+        return key
+
     async def get(self) -> K | None:
         """The next key to process (now marked in flight), or None once shut down."""
         while not self._shutdown:
-            if self._queue:
-                key = self._queue.popleft()
+            key = self._take()
+            if key is not None:
                 self._processing.add(key)
                 self._dirty.discard(key)
+                self._taken.add(key)
+                group = self._group_of(key)
+                self._active[group] = self._active.get(group, 0) + 1
                 return key
             self._ready.clear()
             await self._ready.wait()
@@ -127,6 +208,16 @@ class WorkQueue(Generic[K]):
     def done(self, key: K) -> None:
         """Processing of ``key`` ended; re-queue it if it was added meanwhile."""
         self._processing.discard(key)
+        if key in self._taken:
+            self._taken.discard(key)
+            group = self._group_of(key)
+            left = self._active[group] - 1
+            if left:
+                self._active[group] = left
+            else:
+                del self._active[group]
+            if self._groups:
+                self._ready.set()  # a worker is free: waiting keys may now start
         waiters = [w for w in self._holders.pop(key, []) if not w.done()]
         if waiters:
             # A hold() is waiting: it goes first; a pending add runs after it.
@@ -137,8 +228,7 @@ class WorkQueue(Generic[K]):
             waiter.set_result(None)
             return
         if key in self._dirty:
-            self._queue.append(key)
-            self._ready.set()
+            self._enqueue(key)
 
     @contextlib.asynccontextmanager
     async def hold(self, key: K) -> AsyncIterator[None]:
@@ -155,8 +245,7 @@ class WorkQueue(Generic[K]):
         else:
             self._processing.add(key)
         if key in self._dirty:
-            with contextlib.suppress(ValueError):
-                self._queue.remove(key)  # stays dirty: re-queued when the hold ends
+            self._unqueue(key)  # stays dirty: re-queued when the hold ends
         try:
             yield
         finally:
@@ -171,10 +260,14 @@ class WorkQueue(Generic[K]):
 
     # Introspection ----------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._queue)
+        return sum(len(waiting) for waiting in self._groups.values())
 
     def in_flight(self, key: K) -> bool:
         return key in self._processing
+
+    def running(self, group: Hashable = None) -> int:
+        """Keys of ``group`` now with a worker."""
+        return self._active.get(group, 0)
 
     def pending_delay(self, key: K) -> float | None:
         pending = self._timers.get(key)

@@ -18,7 +18,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .builders import PROJECT_LABEL
+from .builders import (
+    CREATED_BY_ANNOTATION,
+    DEFAULT_CONTAINER_ANNOTATION,
+    MANAGED_BY_LABEL,
+    PROJECT_LABEL,
+    REPO_PATH_ANNOTATION,
+    SESSION_LABEL,
+    WORKTREE_ROOT_ANNOTATION,
+)
 
 Body = dict[str, Any]
 Key = tuple[str, str]
@@ -27,15 +35,20 @@ _KEEP_META = (
     "name",
     "namespace",
     "uid",
-    "labels",
-    "annotations",
     "creationTimestamp",
     "deletionTimestamp",
     "resourceVersion",
     "generation",
     "ownerReferences",
 )
-_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+# The only labels and annotations the operator reads, per kind: anything else
+# (kubectl's last-applied copy, tools' notes, up to 256 KiB per object) stays out.
+SESSION_LABELS: tuple[str, ...] = ()
+SESSION_ANNOTATIONS = (CREATED_BY_ANNOTATION,)
+POD_LABELS = (PROJECT_LABEL, SESSION_LABEL)
+POD_ANNOTATIONS = (REPO_PATH_ANNOTATION, WORKTREE_ROOT_ANNOTATION, DEFAULT_CONTAINER_ANNOTATION)
+SERVICE_LABELS = (MANAGED_BY_LABEL, SESSION_LABEL)
+SERVICE_ANNOTATIONS: tuple[str, ...] = ()
 
 
 def key_of(body: Body) -> Key:
@@ -43,17 +56,21 @@ def key_of(body: Body) -> Key:
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
-def slim_meta(meta: dict[str, Any]) -> dict[str, Any]:
+def slim_meta(
+    meta: dict[str, Any], labels: tuple[str, ...], annotations: tuple[str, ...]
+) -> dict[str, Any]:
     out = {k: meta[k] for k in _KEEP_META if k in meta}
-    annotations = out.get("annotations")
-    if annotations and any(a in annotations for a in _HEAVY_ANNOTATIONS):
-        out["annotations"] = {k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS}
+    for field, keep in (("labels", labels), ("annotations", annotations)):
+        values = meta.get(field) or {}
+        kept = {k: values[k] for k in keep if k in values}
+        if kept:
+            out[field] = kept
     return out
 
 
 def slim_session(body: Body) -> Body:
     return {
-        "metadata": slim_meta(body.get("metadata") or {}),
+        "metadata": slim_meta(body.get("metadata") or {}, SESSION_LABELS, SESSION_ANNOTATIONS),
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }
@@ -63,7 +80,7 @@ def slim_pod(body: Body) -> Body:
     spec = body.get("spec") or {}
     status = body.get("status") or {}
     return {
-        "metadata": slim_meta(body.get("metadata") or {}),
+        "metadata": slim_meta(body.get("metadata") or {}, POD_LABELS, POD_ANNOTATIONS),
         "spec": {"containers": [{"name": c.get("name")} for c in spec.get("containers") or []]},
         "status": {
             "phase": status.get("phase"),
@@ -78,7 +95,7 @@ def slim_pod(body: Body) -> Body:
 def slim_service(body: Body) -> Body:
     spec = body.get("spec") or {}
     return {
-        "metadata": slim_meta(body.get("metadata") or {}),
+        "metadata": slim_meta(body.get("metadata") or {}, SERVICE_LABELS, SERVICE_ANNOTATIONS),
         "spec": {"ports": spec.get("ports") or [], "selector": spec.get("selector") or {}},
     }
 

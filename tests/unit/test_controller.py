@@ -14,7 +14,7 @@ import pytest
 
 from session_operator import execresult, gitcmd
 from session_operator.context import Env
-from session_operator.controller import Controller, Result
+from session_operator.controller import Controller, Result, recheck_delay
 from session_operator.execresult import ExecResult, parse_exit_status
 from session_operator.queue import Backoff, WorkQueue
 from session_operator.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
@@ -751,3 +751,126 @@ async def test_failing_web_ui_backs_off_through_the_queue_and_resets_on_success(
     ((argv, timeout),) = ui.stops
     assert argv[-1] == "300"  # RDEV_WEBUI_STOP_GRACE's 30 s, in tenths
     assert timeout == 30 + Settings().exec_timeout.total_seconds()
+
+
+# A worker never waits for a project lock: its key runs again when the lock is free -----
+@aio
+async def test_a_taken_project_lock_requeues_the_key_when_released_without_backoff() -> None:
+    h = Harness([pod("shop-1", T1)])
+    flaky = FlakyExec()
+    flaky.failing = False
+    h.controller.env.execs = flaky
+    queue, locks = h.controller.queue, h.controller.env.project_locks
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    queue.backoff.when(key)  # one earlier failure: a blocked run neither grows nor resets it
+    held = locks.acquire(("ns", "shop"))  # e.g. the finalizer removing a worktree
+    await held.__aenter__()
+    result = await asyncio.wait_for(h.reconcile(h.kube.sessions[key]), 1)
+    assert result.blocked_on == ("ns", "shop")
+    assert not result.failed and result.requeue_after is None
+    assert flaky.steps == [] and h.kube.status_patches == []  # no exec, nothing written
+    h.controller.schedule(key, result)
+    assert len(queue) == 0 and queue.pending_delay(key) is None  # no timer, no busy loop
+    assert queue.backoff.failures(key) == 1
+    await held.__aexit__(None, None, None)
+    assert len(queue) == 1  # woken by the release
+    assert await queue.get() == key
+    result = await h.reconcile(h.kube.sessions[key])
+    queue.done(key)
+    h.controller.schedule(key, result)
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert flaky.steps[:2] == ["precheck", "checkout"]
+
+
+# Stalled re-checks back off: the gap doubles from the interval up to the max ----------
+def test_recheck_delay_doubles_the_gap_up_to_the_max() -> None:
+    interval, cap = 60.0, 1800.0
+    t, checks = 0.0, []  # the stall is found at t=0; each check schedules the next
+    while t < 6 * 3600:
+        t += recheck_delay(t, interval, cap)
+        checks.append(t)
+    assert [c / 60 for c in checks[:8]] == [1, 2, 4, 8, 16, 32, 62, 92]
+    assert sum(1 for c in checks if c <= 3600) == 6  # the first hour: 6 re-checks
+    assert sum(1 for c in checks if 3 * 3600 < c <= 4 * 3600) == 2  # then 2 an hour
+    assert recheck_delay(0, interval, cap) == interval
+    assert recheck_delay(10**9, interval, cap) == cap
+
+
+class BranchCheck:
+    """Answers the precheck: the branch is missing (git exits 20) until ``missing`` is off."""
+
+    def __init__(self) -> None:
+        self.missing = True
+        self.steps: list[str] = []
+
+    async def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult:
+        self.steps.append(step)
+        if step == "precheck" and self.missing:
+            return ExecResult(20, "", "")
+        return await FlakyExec.run(
+            _ALWAYS_OK, namespace, pod, container, argv, step=step, timeout_s=timeout_s
+        )
+
+
+_ALWAYS_OK = FlakyExec()
+_ALWAYS_OK.failing = False
+
+
+@aio
+async def test_stalled_rechecks_back_off_reset_on_a_new_reason_and_survive_a_restart() -> None:
+    h = Harness([pod("shop-1", T1)])
+    check = BranchCheck()
+    h.controller.env.execs = check
+    key = ("ns", "s1")
+    h.kube.add_session(new_session(container="dev"))
+    delays = []
+    for _ in range(8):
+        result = await h.reconcile(h.kube.sessions[key])
+        assert cond(h.kube.sessions[key], "Stalled")["reason"] == "BranchNotFound"
+        assert result.requeue_after is not None
+        delays.append(result.requeue_after)
+        h.clock.now += timedelta(seconds=result.requeue_after)
+    assert delays == [60, 60, 120, 240, 480, 960, 1800, 1800]
+
+    # A restarted operator (no memory) keeps the gap: it comes from lastTransitionTime.
+    h.controller.env.stalls.clear()
+    result = await h.reconcile(h.kube.sessions[key])
+    assert result.requeue_after == 1800
+
+    # The reason changes while the Session stays Stalled: back to the interval, then doubling.
+    renamed = pod("shop-1", T1)
+    renamed["spec"] = {"containers": [{"name": "other"}]}
+    renamed["metadata"]["resourceVersion"] = "2"
+    h.store.pods.put(renamed)
+    delays = []
+    for _ in range(3):
+        result = await h.reconcile(h.kube.sessions[key])
+        assert cond(h.kube.sessions[key], "Stalled")["reason"] == "ContainerNotFound"
+        assert result.requeue_after is not None
+        delays.append(result.requeue_after)
+        h.clock.now += timedelta(seconds=result.requeue_after)
+    assert delays == [60, 60, 120]
+
+    # It recovers, then stalls again: the backoff starts over.
+    fixed = pod("shop-1", T1)
+    fixed["metadata"]["resourceVersion"] = "3"
+    h.store.pods.put(fixed)
+    check.missing = False
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    h.clock.now += timedelta(hours=1)
+    renamed["metadata"]["resourceVersion"] = "4"
+    h.store.pods.put(renamed)
+    result = await h.reconcile(h.kube.sessions[key])
+    assert cond(h.kube.sessions[key], "Stalled")["reason"] == "ContainerNotFound"
+    assert result.requeue_after == 60

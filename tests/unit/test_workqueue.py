@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from session_operator.queue import Backoff, WorkQueue
+from session_operator.queue import Backoff, WorkQueue, reserved_workers
 
 
 def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -158,3 +158,132 @@ async def test_shutdown_releases_waiting_workers() -> None:
     assert await waiter is None
     q.add("late")
     assert len(q) == 0
+
+
+# Fairness across groups (namespaces) --------------------------------------------
+def fair_queue(workers: int) -> WorkQueue[tuple[str, str]]:
+    return WorkQueue(Backoff(0.01, 0.08), group_of=lambda key: key[0], workers=workers)
+
+
+@aio
+async def test_reserve_is_an_eighth_of_the_workers_and_at_least_one() -> None:
+    assert [reserved_workers(w) for w in (1, 4, 8, 16, 64)] == [1, 1, 1, 2, 8]
+    assert fair_queue(16).capacity == 18
+
+
+@aio
+async def test_one_group_alone_gets_every_worker_but_not_the_reserve() -> None:
+    q = fair_queue(4)
+    for i in range(10):
+        q.add(("a", f"s{i}"))
+    taken = [await q.get() for _ in range(4)]
+    assert taken == [("a", f"s{i}") for i in range(4)]  # FIFO within the group
+    assert q.running("a") == 4
+    # The fifth worker (the reserve) does not take a fifth key of the same group.
+    fifth = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not fifth.done()
+    q.done(("a", "s0"))  # a worker is free again: the group may use it
+    assert await asyncio.wait_for(fifth, 1) == ("a", "s4")
+
+
+@aio
+async def test_a_group_with_nothing_in_flight_gets_the_reserve_while_another_fills_the_rest() -> (
+    None
+):
+    q = fair_queue(4)
+    for i in range(10):
+        q.add(("noisy", f"s{i}"))
+    for _ in range(4):
+        await q.get()  # hanging reconciles: never done in this test
+    q.add(("quiet", "new"))
+    assert await asyncio.wait_for(q.get(), 1) == ("quiet", "new")
+    # A second key of the same group waits: the reserve serves groups with none in flight.
+    q.add(("quiet", "second"))
+    second = asyncio.create_task(q.get())
+    await asyncio.sleep(0.01)
+    assert not second.done()
+    q.done(("quiet", "new"))
+    assert await asyncio.wait_for(second, 1) == ("quiet", "second")
+
+
+@aio
+async def test_groups_take_turns_round_robin() -> None:
+    q = fair_queue(16)
+    for i in range(3):
+        q.add(("a", f"a{i}"))
+    q.add(("b", "b0"))
+    q.add(("c", "c0"))
+    q.add(("b", "b1"))
+    order = [await q.get() for _ in range(6)]
+    assert order == [
+        ("a", "a0"),
+        ("b", "b0"),
+        ("c", "c0"),
+        ("a", "a1"),
+        ("b", "b1"),
+        ("a", "a2"),
+    ]
+
+
+@aio
+async def test_a_freed_worker_goes_to_the_group_with_the_fewest_in_flight() -> None:
+    q = fair_queue(2)
+    for i in range(4):
+        q.add(("noisy", f"s{i}"))
+    first = await q.get()
+    await q.get()
+    q.add(("other", "x"))
+    q.add(("other", "y"))
+    assert await q.get() == ("other", "x")  # the reserve
+    q.done(first)
+    q.done(("other", "x"))
+    # noisy runs one key and other none: the freed worker takes other's key first.
+    assert await q.get() == ("other", "y")
+    q.done(("other", "y"))
+    assert await q.get() == ("noisy", "s2")
+
+
+@aio
+async def test_many_groups_never_run_more_than_capacity_and_never_share_a_key() -> None:
+    q = fair_queue(4)
+    running: set[tuple[str, str]] = set()
+    peak = 0
+    runs = 0
+
+    async def worker() -> None:
+        nonlocal peak, runs
+        while (key := await q.get()) is not None:
+            assert key not in running
+            running.add(key)
+            peak = max(peak, len(running))
+            await asyncio.sleep(0.001)
+            running.discard(key)
+            runs += 1
+            q.done(key)
+
+    assert q.capacity is not None
+    workers = [asyncio.create_task(worker()) for _ in range(q.capacity)]
+    for i in range(200):
+        q.add((f"ns{i % 7}", f"s{i % 23}"))
+        if i % 10 == 0:
+            await asyncio.sleep(0)
+    while len(q) or running:
+        await asyncio.sleep(0.001)
+    await q.shutdown()
+    await asyncio.gather(*workers)
+    assert peak <= q.capacity
+    assert q.running("ns0") == 0 and runs >= 23
+
+
+@aio
+async def test_hold_of_a_queued_key_keeps_the_group_turns_consistent() -> None:
+    q = fair_queue(4)
+    q.add(("a", "x"))
+    q.add(("b", "y"))
+    async with q.hold(("a", "x")):
+        assert len(q) == 1
+        assert await q.get() == ("b", "y")
+    assert len(q) == 1
+    assert await q.get() == ("a", "x")
+    assert q.running("a") == 1

@@ -75,7 +75,7 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
         ctx.spec.from_ref,
         own=_recorded(ctx),
     )
-    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+    async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
         checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
     if checked.found == Found.BRANCH_MISSING:
         raise Halt(BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
@@ -148,7 +148,7 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         uid=ctx.uid,
         own=mine,
     )
-    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
+    async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
         done = gitcmd.read_checkout(await env.run(ctx, argv, "checkout"))
     if done.placed == Placed.HOLDS_OTHER:
         raise Halt(

@@ -181,7 +181,8 @@ async def remove_worktree(ctx: Ctx, env: Env) -> None:
     if ctx.target is None:
         _kept_unreachable(ctx)
         return
-    await settle_worktree(ctx, env, remove=True)
+    # The finalizer runs outside the workers: it may wait for the project, one exec at most.
+    await settle_worktree(ctx, env, remove=True, wait_s=env.settings.exec_timeout.total_seconds())
 
 
 async def settle_worktree(
@@ -190,16 +191,27 @@ async def settle_worktree(
     push_branch: str | None = None,
     *,
     remove: bool = False,
+    wait_s: float | None = None,
 ) -> None:
     """Push for review when asked, read what the worktree holds, and with ``remove``
-    remove it when it holds nothing: one exec, and WorktreeKept when it holds work."""
+    remove it when it holds nothing: one exec, and WorktreeKept when it holds work.
+
+    ``wait_s``: with ``remove``, wait that long for the project's lock (the finalizer);
+    None: a worker, which never waits (LockBusy requeues its key).
+    """
     status, target = ctx.status, ctx.target
     assert target is not None
     if not status.checkout_path:
         return
     argv = gitcmd.end(target.repo, target.path, target.run_dir, push_branch, remove=remove)
-    async with env.project_locks.acquire((ctx.namespace, ctx.spec.project)):
-        result = await env.run(ctx, argv, "push" if push_branch else "remove" if remove else "end")
+    if remove:  # `git worktree remove` changes the repository: one at a time per project
+        project = (ctx.namespace, ctx.spec.project)
+        locks = env.project_locks
+        lock = locks.try_acquire(project) if wait_s is None else locks.acquire(project, wait_s)
+        async with lock:
+            result = await env.run(ctx, argv, "remove")
+    else:
+        result = await env.run(ctx, argv, "push" if push_branch else "end")
     pushed, removed = gitcmd.read_end(result)
     if pushed is not None:
         _record_push(ctx, pushed)
