@@ -102,6 +102,17 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
     return checked.start
 
 
+def _still_there(ctx: Ctx, env: Env) -> bool:
+    """The pod the exec ran in is the one in the store, and not being deleted."""
+    target = ctx.target
+    assert target is not None
+    now = env.store.pods.get((ctx.namespace, target.name))
+    if now is None:
+        return False
+    meta, then = now.get("metadata") or {}, target.pod.get("metadata") or {}
+    return not meta.get("deletionTimestamp") and meta.get("uid") == then.get("uid")
+
+
 def _recorded(ctx: Ctx) -> bool:
     """This Session's own status records the branch on this pod: it made what is there."""
     status, target = ctx.status, ctx.target
@@ -150,6 +161,10 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
     )
     async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
         done = gitcmd.read_checkout(await env.run(ctx, argv, "checkout"))
+    if not _still_there(ctx, env):
+        # A checkout on a pod being deleted is no place for work: never record it, so
+        # the session (which nobody could use yet) goes on on another pod.
+        raise ExecError(f"project pod {target.name} went away during the checkout", pod_gone=True)
     if done.placed == Placed.HOLDS_OTHER:
         raise Halt(
             CHECKOUT_EXISTS,

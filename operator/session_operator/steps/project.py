@@ -1,10 +1,10 @@
 """Find the project's pod, and mark it as this session's (the preview Service selects it).
 
-A session that has placed its worktree on a pod stays on that pod by name for
-good: its uncommitted work is there. While the pod is not Ready, terminating
-or absent, the session waits (keeping its phase and its turn on the project);
-after RDEV_POD_GONE_GRACE without the pod it stalls for a person. It never
-checks out again elsewhere by itself.
+A session whose worktree is on a pod stays on that pod by name for good: its
+uncommitted work is there. While the pod is not Ready, terminating or absent,
+the session waits (keeping its phase and its turn on the project); after
+RDEV_POD_GONE_GRACE without the pod it stalls for a person. It never checks out
+again elsewhere by itself.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 
 from .. import builders
 from ..context import Body, Ctx, Env, Halt, PodTarget
-from ..models import Phase
 from ..reasons import (
     CONTAINER_NOT_FOUND,
     PROJECT_NOT_FOUND,
@@ -25,11 +24,13 @@ from ..turns import choose_pod, pod_ready
 
 
 def placed_on(ctx: Ctx) -> str | None:
-    """The pod this session's worktree is on (or being placed on), if any."""
+    """The pod this session's worktree is on, if it has one.
+
+    A session still provisioning has no work anywhere yet (no one could use it),
+    so it may go on on another pod if its pod goes away mid-checkout.
+    """
     status = ctx.status
-    if status.pod_name and (status.checkout_path or status.phase == Phase.PROVISIONING):
-        return status.pod_name
-    return None
+    return status.pod_name if status.pod_name and status.checkout_path else None
 
 
 def _wait_for_pod(ctx: Ctx, env: Env, name: str) -> Body:
