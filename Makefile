@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: setup controlplane monitoring-crds cluster cluster-down test unit test-cluster lint fmt typecheck crd run bench bench-quick clean
+.PHONY: setup controlplane monitoring-crds kstatus-probe cluster cluster-down test unit test-cluster lint fmt typecheck crd run bench bench-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,11 +15,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-## setup: Python environment and the control-plane binaries (built once, cached)
-setup: $(VENV)/.installed controlplane monitoring-crds
+## setup: Python environment, the control-plane binaries and the kstatus probe (built once, cached)
+setup: $(VENV)/.installed controlplane monitoring-crds kstatus-probe
 
 controlplane:
 	bash hack/controlplane.sh install >/dev/null
+
+# kstatus (sigs.k8s.io/cli-utils) as a small Go probe: the tests ask it what Flux sees
+kstatus-probe:
+	bash hack/kstatus-probe.sh install >/dev/null
 
 # The Prometheus Operator's CRDs, from its Go module at a pinned version (monitoring tests)
 monitoring-crds:

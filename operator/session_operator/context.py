@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import API_VERSION, KIND
-from .conditions import READY, RECONCILING, STALLED, set_condition
+from .conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
 from .models import Phase, SessionSpec, SessionStatus
 from .podexec import ExecResult
 from .reasons import Mode, lookup
@@ -134,13 +134,20 @@ class Ctx:
         )
 
     def summary(self, reason: str, message: str) -> None:
-        """Phase, Ready, Reconciling and Stalled from the reasons table (one kstatus story)."""
+        """Phase, Ready, Reconciling and Stalled from the reasons table (one kstatus story).
+
+        An ended Session has no Ready (see conditions.py): kstatus then reads Current
+        for every end reason, present or future; the reason stays on Reconciling/Stalled.
+        """
         entry = lookup(reason)
         if entry.phase is not None:
             self.status.phase = entry.phase
         elif self.status.phase is None:
             self.status.phase = Phase.PENDING
-        self.cond(READY, entry.mode == Mode.READY, reason, message)
+        if entry.mode == Mode.ENDED:
+            self.status.conditions = without(self.status.conditions, READY)
+        else:
+            self.cond(READY, entry.mode == Mode.READY, reason, message)
         self.cond(RECONCILING, entry.mode == Mode.RECONCILING, reason, message)
         self.cond(STALLED, entry.mode == Mode.STALLED, reason, message)
 
@@ -339,9 +346,9 @@ class Env:
         self.stalls.pop(key, None)
 
 
-def _ready_reason(status: Body) -> str | None:
+def _summary_reason(status: Body) -> str | None:
     for cond in status.get("conditions") or []:
-        if cond.get("type") == READY:
+        if cond.get("type") == SUMMARY:
             return str(cond.get("reason") or "") or None
     return None
 
@@ -349,11 +356,11 @@ def _ready_reason(status: Body) -> str | None:
 async def flush(ctx: Ctx, env: Env) -> bool:
     """Write the draft if it changed (one diff-only patch), then post its Events.
 
-    The Ready reason's Event (from the reasons table) is posted when the reason
+    The summary reason's Event (from the reasons table) is posted when the reason
     changes; the step Events collected so far go with it. Returns whether a
     status write happened.
     """
-    old_reason = _ready_reason(ctx.original)
+    old_reason = _summary_reason(ctx.original)
     wrote = False
     if ctx.changed():
         new = ctx.dump()
@@ -362,18 +369,18 @@ async def flush(ctx: Ctx, env: Env) -> bool:
         if updated is not None:
             env.store.sessions.put(updated)
         wrote = ctx.wrote = True
-    new_reason = _ready_reason(ctx.dump())
+    new_reason = _summary_reason(ctx.dump())
     old_phase = ctx.original.get("phase")
     new_phase = ctx.status.phase.value if ctx.status.phase else None
-    ready = ctx.status.condition(READY)
+    summary = ctx.status.condition(SUMMARY)
     if wrote and (new_reason != old_reason or new_phase != old_phase):
         ctx.log().info(
-            "phase %s, %s: %s", new_phase or "-", new_reason, ready.message if ready else ""
+            "phase %s, %s: %s", new_phase or "-", new_reason, summary.message if summary else ""
         )
     if new_reason and new_reason != old_reason:
         kind = lookup(new_reason).event
         if kind is not None:
-            ctx.event(kind, new_reason, ready.message if ready else new_reason)
+            ctx.event(kind, new_reason, summary.message if summary else new_reason)
     await post_events(ctx, env)
     ctx.original = ctx.dump()
     return wrote

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from . import metrics
 from .builders import CREATED_BY_ANNOTATION
-from .conditions import STALLED
+from .conditions import READY, STALLED, without
 from .context import (
     Ctx,
     Env,
@@ -189,6 +189,9 @@ class Controller:
         annotations = body["metadata"].get("annotations") or {}
         ctx.status.created_by = annotations.get(CREATED_BY_ANNOTATION) or None
         if ctx.status.phase in TERMINAL_PHASES:
+            # Level-based: an ended Session has no Ready (Ctx.summary), also one ended
+            # by an operator from before that rule.
+            ctx.status.conditions = without(ctx.status.conditions, READY)
             return Result(wrote_status=await flush(ctx, self.env))
         reason = ending.end_reason(ctx)
         if reason is not None:

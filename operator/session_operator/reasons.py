@@ -15,7 +15,11 @@ from .models import Phase
 
 
 class Mode(StrEnum):
-    """Which of Ready / Reconciling / Stalled is True (kstatus: exactly one, or none when ended)."""
+    """Which of Ready / Reconciling / Stalled is True (kstatus: exactly one, or none when ended).
+
+    ENDED sets Reconciling and Stalled False and removes Ready, so that kstatus
+    reads Current while ``condition=Ready`` keeps meaning "usable now".
+    """
 
     READY = "ready"
     RECONCILING = "reconciling"

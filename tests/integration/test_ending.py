@@ -35,7 +35,8 @@ def test_short_expiry_ends_session_without_review(api, namespace, repo, operator
     )
     s = wait_phase(api, namespace, "s", "Expired", timeout=60)
     assert "review" not in s["status"]
-    assert condition(s, "Ready")["reason"] == "Expired"
+    assert condition(s, "Ready") is None  # ended: kstatus reads Current
+    assert condition(s, "Reconciling")["reason"] == "Expired"
     assert Path(s["status"]["checkoutPath"]).is_dir()  # the worktree stays
 
 

@@ -38,7 +38,8 @@ def test_idle_session_ends_with_idle_timeout_near_its_deadline(api, namespace, r
     s = wait_condition(api, namespace, "s", "Ready")
     last = _ts(s["status"]["lastActivityAt"])
     s = wait_phase(api, namespace, "s", "Expired", timeout=60)
-    assert condition(s, "Ready")["reason"] == "IdleTimeout"
+    assert condition(s, "Ready") is None  # ended: kstatus reads Current
+    assert condition(s, "Reconciling")["reason"] == "IdleTimeout"
     ended = _ts(s["status"]["endedAt"])
     assert 5 <= (ended - last).total_seconds() <= 60
     assert Path(s["status"]["checkoutPath"]).is_dir()  # the worktree stays
@@ -63,7 +64,8 @@ def test_activity_postpones_the_idle_stop(api, namespace, repo, operator):
     second = _ts(s["status"]["lastActivityAt"])
     assert (second - _ts(first)).total_seconds() >= 6  # seen at the first deadline
     s = wait_phase(api, namespace, "s", "Expired", timeout=60)
-    assert condition(s, "Ready")["reason"] == "IdleTimeout"
+    assert condition(s, "Ready") is None  # ended: kstatus reads Current
+    assert condition(s, "Reconciling")["reason"] == "IdleTimeout"
     assert (_ts(s["status"]["endedAt"]) - second).total_seconds() >= 6
     assert (Path(s["status"]["checkoutPath"]) / "notes.txt").exists()
 

@@ -497,7 +497,9 @@ async def test_checkin_without_pod_ends_and_requests_review() -> None:
     assert status["phase"] == "Ended"
     assert status["review"] == {"requested": True, "autoMerge": True}
     assert status["endedAt"] == "2026-01-01T00:01:00Z"
-    assert cond(stored, "Ready")["reason"] == "CheckedIn"
+    # Ended: no Ready (kstatus reads Current); the reason is on Reconciling/Stalled.
+    assert all(c["type"] != "Ready" for c in status["conditions"])
+    assert cond(stored, "Reconciling")["reason"] == "CheckedIn"
     assert cond(stored, "Reconciling")["status"] == "False"
     assert cond(stored, "Stalled")["status"] == "False"
     assert "s1-preview" in kube.deleted_services
@@ -528,7 +530,8 @@ async def test_expired_session_ends_as_expired() -> None:
     stored = kube.sessions[("ns", "s1")]
     assert stored["status"]["phase"] == "Expired"
     assert stored["status"]["expiresAt"] == "2026-01-01T01:30:00Z"
-    assert cond(stored, "Ready")["reason"] == "Expired"
+    assert all(c["type"] != "Ready" for c in stored["status"]["conditions"])
+    assert cond(stored, "Reconciling")["reason"] == "Expired"
     assert "review" not in stored["status"]
 
 
@@ -874,3 +877,27 @@ async def test_stalled_rechecks_back_off_reset_on_a_new_reason_and_survive_a_res
     result = await h.reconcile(h.kube.sessions[key])
     assert cond(h.kube.sessions[key], "Stalled")["reason"] == "ContainerNotFound"
     assert result.requeue_after == 60
+
+
+@aio
+async def test_ended_session_from_an_older_operator_loses_its_ready_condition() -> None:
+    """Level-based: Ready=False on an ended Session reads InProgress in kstatus forever."""
+    reconciler, kube, _, _ = make()
+    body = new_session()
+    old = {"status": "False", "reason": "CheckedIn", "message": "checked in"}
+    body["status"] = {
+        "phase": "Ended",
+        "observedGeneration": 1,
+        "conditions": [
+            {"type": "Ready", **old},
+            {"type": "Reconciling", **old},
+            {"type": "Stalled", **old},
+        ],
+    }
+    kube.add_session(body)
+    assert (await reconciler.reconcile(copy.deepcopy(body))).wrote_status is True
+    stored = kube.sessions[("ns", "s1")]
+    assert [c["type"] for c in stored["status"]["conditions"]] == ["Reconciling", "Stalled"]
+    assert stored["status"]["phase"] == "Ended"
+    assert kube.events == []  # the reason did not change: nothing to announce
+    assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from .. import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from ..conditions import READY, STALLED
+from ..conditions import READY, STALLED, SUMMARY
 from ..durations import duration_ns
 from ..models import TERMINAL_PHASES, WebUIState
 from ..sanitize import one_line, strip_controls
@@ -112,7 +112,7 @@ def _wait(target: Target, name: str, condition: str, timeout: str) -> dict[str, 
         raise PluginError(hopeless[-1])
     if obj is None:
         last = get_session(target, name)
-        cond = _condition(last, READY) or {}
+        cond = _condition(last, SUMMARY) or {}
         detail = f"phase {_phase(last)}"
         if cond.get("reason"):
             detail += f", {cond.get('reason')}: {cond.get('message')}"
@@ -189,7 +189,7 @@ def _workspace(obj: dict[str, Any], name: str) -> tuple[str, str | None, str]:
     status = obj.get("status") or {}
     pod, path = status.get("podName"), status.get("checkoutPath")
     if not pod or not path:
-        cond = _condition(obj, READY) or {}
+        cond = _condition(obj, SUMMARY) or {}
         why = f"phase {_phase(obj)}"
         if cond.get("reason"):
             why += f", {cond.get('reason')}: {cond.get('message')}"
