@@ -20,7 +20,7 @@ from kubehelpers import (
     wait_phase,
 )
 
-EXEC_STEPS = ("precheck", "checkout", "webui-start", "changes")
+EXEC_STEPS = ("precheck", "checkout", "webui-start", "end")
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
