@@ -40,6 +40,15 @@ PLUGIN = Path(sys.executable).parent / "kubectl-session"
 FAKE = f"{sys.executable} {ROOT / 'tests' / 'fake_webui.py'}"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Console errors the real UI logs by itself here, none about the session: its
+# auth probe before the account exists (401), its optional TaskMaster add-on
+# (not installed), and its version check against GitHub (no internet).
+UI_OWN_NOISE = (
+    "status of 401 (Unauthorized)",
+    "Failed to check TaskMaster installation status",
+    "net::ERR_NAME_NOT_RESOLVED",
+    "Version check failed: TypeError: Failed to fetch",
+)
 
 
 @pytest.fixture(scope="session")
@@ -206,3 +215,90 @@ def api_call(port: int, path: str, body: dict[str, str] | None = None) -> dict[s
     with urllib.request.urlopen(request, timeout=10) as resp:
         answer: dict[str, Any] = json.loads(resp.read())
         return answer
+
+
+def _browser_ready() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if CHROMIUM is None:
+        return "no chromium on PATH (Debian: apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "no playwright (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture(params=["real", "standin"])
+def web_ui(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(kind, command): the real UI, and the stand-in, which is always there."""
+    if request.param == "standin":
+        return "standin", f"{FAKE} --on-port"
+    return "real", str(request.getfixturevalue("real_ui"))
+
+
+@pytest.mark.browser
+def test_browser_opens_the_session_web_ui(
+    api, kubeconfig, namespace, repo, operator_factory, web_ui, tmp_path: Path
+) -> None:
+    why = _browser_ready()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+    from test_plugin import Opened, forward_port
+
+    kind, command = web_ui
+    port = free_port()
+    ui_operator(operator_factory, command, port)
+    pod = create_project_pod(api, namespace, "shop", repo)["metadata"]["name"]
+    create_session(api, namespace, session_manifest("s1", "shop", branch="feature-a", webUI=True))
+    s = wait_condition(api, namespace, "s1", "WebUIReady", "True", "Running", timeout=90)
+    worktree = s["status"]["checkoutPath"]
+    forward_port(api, namespace, pod, port, port)
+    opened = Opened(kubeconfig, "s1", "-n", namespace, "--web-ui", "--port-only")
+    errors: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"webui-{kind}.png"
+    try:
+        # kwok picks PortForward objects up from a watch: wait until the URL serves.
+        wait_for(
+            lambda: health(int(opened.url.rsplit(":", 1)[1])) == 200,
+            timeout=60,
+            what="the web UI through kubectl session open",
+        )
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(opened.url, wait_until="networkidle")
+                if kind == "real":
+                    assert page.title() == "Claude Code UI"
+                    # A fresh per-session database: the UI asks for its one account.
+                    page.fill("#username", "rdev-user")
+                    page.fill("#password", "rdev-pass-123")
+                    page.fill("#confirmPassword", "rdev-pass-123")
+                    page.click("button[type=submit]")
+                    # The session's worktree is the project it offers.
+                    project = page.get_by_text(Path(worktree).name, exact=True)
+                    project.filter(visible=True).first.wait_for(timeout=30_000)
+                    project.filter(visible=True).first.click()
+                    # And the project the UI loaded is that path (its own API, its token).
+                    listed = page.evaluate(
+                        """async () => (await (await fetch('/api/projects', {headers:
+                            {Authorization: 'Bearer ' + localStorage.getItem('auth-token')}}))
+                            .json()).map((p) => p.fullPath)"""
+                    )
+                    assert listed == [worktree]
+                    page.wait_for_timeout(1500)
+                else:
+                    assert page.title() == "fake web UI"
+                    assert str(Path(worktree).resolve()) in page.inner_text("body")
+                page.screenshot(path=str(shot))
+            finally:
+                browser.close()
+    finally:
+        opened.stop()
+    assert shot.is_file()
+    errors = [e for e in errors if not any(noise in e for noise in UI_OWN_NOISE)]
+    assert errors == [], errors
