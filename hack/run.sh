@@ -5,6 +5,9 @@
 # a local URL. Ctrl-C stops the operator, the port-forward and the demo web UI.
 # RDEV_RUN_EXIT=1 exits (and stops them) as soon as the web UI's URL serves.
 # RDEV_CLUSTER_DIR / RDEV_CLUSTER_NAME pick the cluster (default: .cluster, rdev).
+# The web UI is the real Claude Code UI when Node >= 20 and npm are here
+# (installed once by images/project/install-webui.sh, cached by hack/webui.sh);
+# otherwise, or with RDEV_DEMO_WEBUI=standin, a stand-in that serves the checkout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -84,11 +87,25 @@ until_ok 240 exec_in_repo
 
 free_port() { "$ROOT/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # kwok runs the pod's processes here: the demo web UI listens on a local port of
-# its own, and a kwok PortForward maps the pod's 3001 to it.
+# its own, and a kwok PortForward maps the same pod port to it.
 # The port is kept per cluster, so a web UI left running by an earlier run still matches.
 [[ -s "$DEMO/webui.port" ]] || echo "${RDEV_DEMO_WEBUI_PORT:-$(free_port)}" >"$DEMO/webui.port"
 WEBUI_LOCAL_PORT="${RDEV_DEMO_WEBUI_PORT:-$(cat "$DEMO/webui.port")}"
 export RDEV_NAMESPACES=demo
+# The pod's web UI port is the local one: the operator's health check (an exec,
+# run here by kwok) then reaches the UI, and the PortForward maps it 1:1.
+export RDEV_WEBUI_PORT="$WEBUI_LOCAL_PORT"
+EXPECT="hello from a session"
+if [[ -z "${RDEV_WEBUI_COMMAND:-}" && "${RDEV_DEMO_WEBUI:-}" != "standin" ]]; then
+  if REAL_UI="$(bash hack/webui.sh)"; then
+    export RDEV_WEBUI_COMMAND="$REAL_UI" RDEV_WEBUI_HEALTH_PATH=/health
+    EXPECT="Claude Code UI"
+    echo "run: the web UI is Claude Code UI ($REAL_UI)"
+  else
+    echo "run: using the stand-in web UI (the real one cannot be installed here; see above)"
+  fi
+fi
+export RDEV_WEBUI_HEALTH_PATH="${RDEV_WEBUI_HEALTH_PATH:-}"  # the stand-in has no /health
 export RDEV_WEBUI_COMMAND="${RDEV_WEBUI_COMMAND:-$ROOT/.venv/bin/python $ROOT/hack/demo/webui.py --listen $WEBUI_LOCAL_PORT}"
 export RDEV_METRICS_PORT="${RDEV_METRICS_PORT:-8000}" RDEV_HEALTH_PORT="${RDEV_HEALTH_PORT:-8080}"
 # A web UI stopped with an earlier run is found dead and started again within seconds.
@@ -117,7 +134,7 @@ fi
 kubectl apply -f hack/demo/session.yaml
 "$PLUGIN" -n demo wait hello --for Ready --timeout 120s >/dev/null
 
-# The web UI on, pod port 3001 forwarded to it, and a local URL for it.
+# The web UI on, its pod port forwarded to it, and a local URL for it.
 kubectl -n demo patch sess hello --type merge -p '{"spec":{"webUI":true}}' >/dev/null
 kubectl -n demo wait --for=jsonpath='{.status.webUI}'=Running session/hello --timeout=60s >/dev/null
 kubectl apply -f - >/dev/null <<YAML
@@ -126,7 +143,7 @@ kind: PortForward
 metadata: {name: demo-0, namespace: demo}
 spec:
   forwards:
-  - ports: [3001]
+  - ports: [$WEBUI_LOCAL_PORT]
     target: {port: $WEBUI_LOCAL_PORT, address: 127.0.0.1}
 YAML
 rm -f "$CLUSTER_DIR/open.url"  # an earlier run's URL must not be taken for this one's
@@ -138,7 +155,7 @@ URL="$(head -n 1 "$CLUSTER_DIR/open.url")"
 # kwok picks the PortForward up from a watch: the URL serves once it has.
 serves() {
   local page
-  page="$(curl -fsS --max-time 5 "$URL/")" && [[ "$page" == *"hello from a session"* ]]
+  page="$(curl -fsS --max-time 5 "$URL/")" && [[ "$page" == *"$EXPECT"* ]]
 }
 until_ok 120 serves
 kubectl -n demo get sess

@@ -110,6 +110,8 @@ class OperatorProcess:
             "KUBECONFIG": kubeconfig,
             "RDEV_NAMESPACES": namespace,
             "RDEV_WEBUI_COMMAND": f"{sys.executable} {ROOT / 'tests' / 'fake_webui.py'}",
+            # The stand-in listens on no pod port: tests that check health set both.
+            "RDEV_WEBUI_HEALTH_PATH": "",
             "RDEV_METRICS_PORT": str(self.metrics_port),
             "RDEV_HEALTH_PORT": str(self.health_port),
             "RDEV_RETRY_INTERVAL": "1s",

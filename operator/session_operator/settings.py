@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     worktree_root: str = "/workspace/sessions"
     webui_command: Annotated[tuple[str, ...], NoDecode] = ("claude-code-ui",)
     webui_port: int = Field(default=3001, ge=1, le=65535)
+    # The web UI is Running only once GET <this path> on its port answers in the pod;
+    # empty: no check (a UI without one is Running as soon as it has not exited).
+    webui_health_path: str = Field(default="/health", pattern=r"^(/\S*)?$")
+    webui_start_timeout: timedelta = timedelta(seconds=60)
     protected_branches: Annotated[frozenset[str], NoDecode] = frozenset({"main", "master"})
     preview_url_template: str = ""
     ingress_class: str = ""
@@ -105,6 +109,7 @@ class Settings(BaseSettings):
         "exec_timeout",
         "pod_gone_grace",
         "webui_stop_grace",
+        "webui_start_timeout",
         "stalled_recheck_max",
         "peering_lifetime",
         "expiry_warning",

@@ -34,8 +34,13 @@ def test_scripts_are_constants_and_values_are_positional() -> None:
     other = webui.start("/a", "/b", 1, ["c"])
     script, args = _script_and_args(started)
     assert script == _script_and_args(other)[0]
-    assert args == [checkout, run_dir, "3001", *command]
-    for value in [checkout, run_dir, *command]:
+    seeds = [
+        webui.project_key(checkout),
+        webui.project_config(checkout),
+        webui.project_seed(checkout),
+    ]
+    assert args == [checkout, run_dir, "3001", "", "60", *seeds, *command]
+    for value in [checkout, run_dir, *command, *seeds]:
         assert value not in script
     script_a, args_a = _script_and_args(webui.alive(run_dir))
     assert script_a == _script_and_args(webui.alive("/other"))[0]

@@ -3,6 +3,9 @@
 A UI that exits at once is retried through the work queue's rate-limited
 requeue (per Session, growing from RDEV_RETRY_INTERVAL, capped): no other
 wake-up (a watch event, the echo of our own status write) starts it in between.
+A UI that runs but never answers its health path (RDEV_WEBUI_HEALTH_PATH)
+within RDEV_WEBUI_START_TIMEOUT is stopped and takes the same retry; until it
+answers it is ``Starting``, re-checked every STARTING_RECHECK_S.
 Its log never goes into an Event or a condition: it may hold the UI's token.
 """
 
@@ -16,6 +19,8 @@ from ..context import Ctx, Env
 from ..execresult import ExecError, ExecResult
 from ..models import WebUIState
 from ..webui import Started
+
+STARTING_RECHECK_S = 1.0
 
 
 async def ensure_web_ui(ctx: Ctx, env: Env) -> None:
@@ -49,26 +54,47 @@ def failed_message(name: str) -> str:
     return f"the web UI command exited at once; see its log with: kubectl session logs {name}"
 
 
+def unhealthy_message(name: str, env: Env) -> str:
+    """Settings, not measurements: the words stay the same on every repeat."""
+    s = env.settings
+    return (
+        f"the web UI did not answer {s.webui_health_path} on port {s.webui_port} within "
+        f"{s.webui_start_timeout.total_seconds():g}s; stopped it; "
+        f"see its log with: kubectl session logs {name}"
+    )
+
+
 async def start_web_ui(ctx: Ctx, env: Env) -> None:
     """Start it, unless it runs: the start script doubles as the liveness check."""
     target, status = ctx.target, ctx.status
     assert target is not None
     ctx.step("start the web UI")
     was_running = status.web_ui == WebUIState.RUNNING
+    settings = env.settings
     argv = webui.start(
-        target.path, target.run_dir, env.settings.webui_port, env.settings.webui_command
+        target.path,
+        target.run_dir,
+        settings.webui_port,
+        settings.webui_command,
+        health_path=settings.webui_health_path,
+        timeout_s=settings.webui_start_timeout.total_seconds(),
     )
     started = webui.read_start(await env.run(ctx, argv, "webui-start"))
     env.webui_checked[ctx.key] = asyncio.get_running_loop().time()
-    if started.started == Started.FAILED:
+    if started.started in (Started.FAILED, Started.UNHEALTHY):
+        if started.started == Started.UNHEALTHY:
+            stopped = await stop_process(ctx, env)
+            if not stopped.ok:
+                raise ExecError(f"stopping the web UI failed with {stopped.describe()}")
+            reason, message = "WebUIUnhealthy", unhealthy_message(ctx.name, env)
+        else:
+            reason, message = "WebUIFailed", failed_message(ctx.name)
         status.web_ui = WebUIState.FAILED
-        message = failed_message(ctx.name)
-        ctx.cond(WEBUI_READY, False, "WebUIFailed", message)
+        ctx.cond(WEBUI_READY, False, reason, message)
         detail = f" ({started.detail})" if started.detail else ""
-        ctx.event("Warning", "WebUIFailed", message + detail)
+        ctx.event("Warning", reason, message + detail)
         ctx.retry = True
         return
-    status.web_ui = WebUIState.RUNNING
     if started.started == Started.STARTED:
         if was_running:
             status.web_ui_restarts = (status.web_ui_restarts or 0) + 1
@@ -76,6 +102,13 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
             ctx.event("Warning", "WebUIRestarted", "the web UI had exited; started it again")
         else:
             ctx.event("Normal", "WebUIStarted", "web UI started")
+    if not started.healthy:
+        status.web_ui = WebUIState.STARTING
+        message = f"waiting for the web UI to answer {settings.webui_health_path}"
+        ctx.cond(WEBUI_READY, False, "Starting", message)
+        ctx.due_in(STARTING_RECHECK_S)
+        return
+    status.web_ui = WebUIState.RUNNING
     ctx.cond(WEBUI_READY, True, "Running", "web UI is running")
     ctx.due_in(env.settings.webui_check_interval.total_seconds())
 
