@@ -179,6 +179,9 @@ def status_schema() -> dict[str, Any]:
     conditions["x-kubernetes-list-map-keys"] = ["type"]
     for _key in ("type", "status"):
         conditions["items"].setdefault("required", [])
+    # A Session no operator has looked at yet reads InProgress in kstatus (observed
+    # generation 0 is behind every generation), not Current like a finished one.
+    schema["default"] = {"observedGeneration": 0}
     return schema
 
 

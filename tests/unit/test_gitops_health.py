@@ -26,6 +26,7 @@ from gitops_verdicts import (
     kstatus,
     readme_table_text,
 )
+from session_operator import crd
 from session_operator.controller import new_ctx
 from session_operator.models import Phase, SessionSpec
 from session_operator.reasons import ACTIVE, DELETED, REASONS, Mode
@@ -83,7 +84,9 @@ def special_rows() -> list[tuple[str, Body]]:
     not_observed["metadata"]["generation"] = 2
     deleting = session_with(DELETED)
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:05:00Z"
-    return [(NO_STATUS, bare()), (NOT_OBSERVED, not_observed), (DELETING, deleting)]
+    # As the API server serves a Session no operator has written yet (the CRD's default).
+    unseen = {**bare(), "status": crd.status_schema()["default"]}
+    return [(NO_STATUS, unseen), (NOT_OBSERVED, not_observed), (DELETING, deleting)]
 
 
 def test_every_reason_reads_what_a_gitops_user_needs() -> None:
@@ -104,8 +107,8 @@ def test_special_states() -> None:
     rows = special_rows()
     got = dict(zip([k for k, _ in rows], verdicts([o for _, o in rows]), strict=True))
     assert got == {
-        # kstatus cannot tell a Session nobody has looked at from a finished one.
-        NO_STATUS: ("Current", "Progressing"),
+        # observedGeneration 0 (the CRD's default) is behind: not yet Current.
+        NO_STATUS: ("InProgress", "Progressing"),
         NOT_OBSERVED: ("InProgress", "Progressing"),
         DELETING: ("Terminating", "Progressing"),
     }
