@@ -78,8 +78,9 @@ def recheck_delay(stalled_for_s: float, interval_s: float, max_s: float) -> floa
 
     Checked at interval, 2x, 4x, ... after it began, the gap doubles each time
     until it reaches max; derived from the stall's start, so a restart keeps it.
+    An interval longer than max wins (the rechecks never come sooner than asked).
     """
-    return min(max(stalled_for_s, interval_s), max_s)
+    return max(min(stalled_for_s, max_s), interval_s)
 
 
 def stall_since(ctx: Ctx, reason: str, marks: StallMarks) -> datetime:

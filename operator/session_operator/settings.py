@@ -126,14 +126,6 @@ class Settings(BaseSettings):
             return parse_size(value)
         return value
 
-    @model_validator(mode="after")
-    def _recheck_bounds(self) -> Settings:
-        if self.stalled_recheck_max < self.stalled_recheck_interval:
-            raise ValueError(
-                "RDEV_STALLED_RECHECK_MAX must be at least RDEV_STALLED_RECHECK_INTERVAL"
-            )
-        return self
-
     @field_validator("webui_command", mode="before")
     @classmethod
     def _split_command(cls, value: object) -> object:

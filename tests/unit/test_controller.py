@@ -798,6 +798,7 @@ def test_recheck_delay_doubles_the_gap_up_to_the_max() -> None:
     assert sum(1 for c in checks if 3 * 3600 < c <= 4 * 3600) == 2  # then 2 an hour
     assert recheck_delay(0, interval, cap) == interval
     assert recheck_delay(10**9, interval, cap) == cap
+    assert recheck_delay(10**9, 2 * cap, cap) == 2 * cap  # a longer interval wins
 
 
 class BranchCheck:
