@@ -162,6 +162,9 @@ class OperatorProcess:
             "RDEV_WEBUI_CHECK_INTERVAL": "24h",
             "RDEV_STALLED_RECHECK_INTERVAL": "24h",
             "RDEV_PROGRESS_DEADLINE": "1h",
+            # The bench's web UI serves no page and the floor checks no health: compare
+            # like for like (the health check is the real UI's, see the README).
+            "RDEV_WEBUI_HEALTH_PATH": "",
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(ROOT / "operator"),
             **self.env_extra,
