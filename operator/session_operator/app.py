@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from rdev_api.models import Phase
+from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
+
 from . import metrics
-from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 from .context import Env
 from .controller import Controller
 from .kube import Kube, KubeError, load_kube_config
@@ -37,7 +39,6 @@ Body = dict[str, Any]
 BACKOFF_CAP_S = 300.0
 # How long start-up keeps retrying LISTs the API server answers with 429 or 5xx.
 START_PATIENCE_S = 60.0
-PHASES = ("Pending", "Provisioning", "Active", "Ending", "Ended", "Expired", "Failed")
 
 
 class Gate:
@@ -262,7 +263,7 @@ class App:
         def counter(phase: str) -> Callable[[], float]:
             return lambda: float(self.phase_counts().get(phase, 0))
 
-        for phase in PHASES:
+        for phase in Phase:
             metrics.SESSIONS.labels(phase=phase).set_function(counter(phase))
 
         def expiring() -> float:

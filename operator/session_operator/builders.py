@@ -9,26 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import GROUP, KIND, VERSION
-
-PROJECT_LABEL = "rdev.io/project"
-CREATED_BY_ANNOTATION = "rdev.io/created-by"
-SESSION_LABEL = "rdev.io/session"
-FEATURE_LABEL = "rdev.io/feature"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGER = "rdev-session-operator"
-REPO_PATH_ANNOTATION = "rdev.io/repo-path"
-WORKTREE_ROOT_ANNOTATION = "rdev.io/worktree-root"
-DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-PREVIEW_PORT_NAME = "preview"
-
-
-def service_name(session: str) -> str:
-    return f"{session}-preview"
-
-
-def webui_policy_name(session: str) -> str:
-    return f"{session}-webui"
+from rdev_api import GROUP, KIND, VERSION
+from rdev_api.names import (
+    DEFAULT_CONTAINER_ANNOTATION,
+    FEATURE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGER,
+    PREVIEW_PORT_NAME,
+    PROJECT_LABEL,
+    REPO_PATH_ANNOTATION,
+    SESSION_LABEL,
+    WORKTREE_ROOT_ANNOTATION,
+    service_name,
+    webui_policy_name,
+)
 
 
 def child_labels(session: str, project: str, feature: str | None) -> dict[str, str]:
@@ -264,12 +258,3 @@ def pod_paths(pod: dict[str, Any], repo_path: str, worktree_root: str) -> tuple[
         annotations.get(REPO_PATH_ANNOTATION) or repo_path,
         annotations.get(WORKTREE_ROOT_ANNOTATION) or worktree_root,
     )
-
-
-def checkout_path(worktree_root: str, session: str) -> str:
-    return f"{worktree_root.rstrip('/')}/{session}"
-
-
-def run_dir(worktree_root: str, session: str) -> str:
-    """Web UI pid file and log live here, outside the checkout."""
-    return f"{worktree_root.rstrip('/')}/.rdev/{session}"

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from . import API_VERSION, KIND
-from .conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
-from .models import Phase, SessionSpec, SessionStatus
+from rdev_api import API_VERSION, KIND
+from rdev_api.conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
+from rdev_api.models import Phase, SessionSpec, SessionStatus
+from rdev_api.reasons import Mode, lookup
+
 from .podexec import ExecResult
-from .reasons import Mode, lookup
 from .settings import Settings
 from .store import Key, Store
 

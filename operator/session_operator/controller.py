@@ -19,9 +19,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rdev_api.conditions import READY, STALLED, without
+from rdev_api.execresult import ExecError
+from rdev_api.models import TERMINAL_PHASES, SessionSpec
+from rdev_api.names import CREATED_BY_ANNOTATION
+from rdev_api.reasons import (
+    ACTIVE,
+    EXEC_FAILED,
+    IDLE_TIMEOUT,
+    INVALID_SPEC,
+    PROGRESS_DEADLINE,
+    lookup,
+)
+
 from . import metrics
-from .builders import CREATED_BY_ANNOTATION
-from .conditions import READY, STALLED, without
 from .context import (
     Ctx,
     Env,
@@ -34,10 +45,7 @@ from .context import (
     parse_ts,
     post_events,
 )
-from .execresult import ExecError
-from .models import TERMINAL_PHASES, SessionSpec
 from .queue import WorkQueue
-from .reasons import ACTIVE, EXEC_FAILED, IDLE_TIMEOUT, INVALID_SPEC, PROGRESS_DEADLINE, lookup
 from .steps import checkout, ending, preview, project, warnings, webui, workspace
 from .store import Key, key_of, slim_session
 

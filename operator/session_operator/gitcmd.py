@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .execresult import ExecResult
-from .sanitize import one_line
+from rdev_api.execresult import ExecResult
+from rdev_api.sanitize import one_line
 
 Argv = list[str]
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import kopf
 
-from . import GROUP, PLURAL, VERSION
+from rdev_api import GROUP, PLURAL, VERSION
+from rdev_api.execresult import ExecError
+from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
+
 from .app import App
-from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
-from .execresult import ExecError
 from .kube import KubeError
 
 

@@ -25,7 +25,8 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from . import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+
 from .events import EventAggregator
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,11 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import FINALIZER, handlers  # noqa: F401  (importing registers the handlers)
+from rdev_api import FINALIZER
+from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
+
+from . import handlers  # noqa: F401  (importing registers the handlers)
 from .app import App
-from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("session_operator")

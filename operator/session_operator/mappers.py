@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .builders import PROJECT_LABEL, SESSION_LABEL
-from .models import Phase
+from rdev_api.models import Phase
+from rdev_api.names import PROJECT_LABEL, SESSION_LABEL
+
 from .store import Key, Store
 from .turns import HOLDING_PHASES, pod_ready, queue_owner, stalled
 

@@ -20,8 +20,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .durations import parse_duration
-from .refnames import ref_name_problems
+from rdev_api.durations import parse_duration
+from rdev_api.names import WEBUI_PORT
+from rdev_api.refnames import ref_name_problems
 
 _TEMPLATE_KEYS = {"session", "namespace", "project", "port", "service"}
 
@@ -65,7 +66,7 @@ class Settings(BaseSettings):
     repo_path: str = "/workspace/repo"
     worktree_root: str = "/workspace/sessions"
     webui_command: Annotated[tuple[str, ...], NoDecode] = ("claude-code-ui",)
-    webui_port: int = Field(default=3001, ge=1, le=65535)
+    webui_port: int = Field(default=WEBUI_PORT, ge=1, le=65535)
     protected_branches: Annotated[frozenset[str], NoDecode] = frozenset({"main", "master"})
     preview_url_template: str = ""
     ingress_class: str = ""

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .builders import (
+from rdev_api.names import (
     CREATED_BY_ANNOTATION,
     DEFAULT_CONTAINER_ANNOTATION,
     MANAGED_BY_LABEL,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import TERMINAL_PHASES, Phase
-from .reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from rdev_api.models import TERMINAL_PHASES, Phase
+from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 
 Body = dict[str, Any]
 HOLDING_PHASES = frozenset({Phase.PROVISIONING.value, Phase.ACTIVE.value, Phase.ENDING.value})
-_ENDED = frozenset(p.value for p in TERMINAL_PHASES)
 
 
 def pod_ready(pod: Body) -> bool:
@@ -65,7 +64,7 @@ def queue_owner(me: str, sessions: list[Body]) -> str | None:
     live = [
         s
         for s in sessions
-        if (s.get("status") or {}).get("phase") not in _ENDED
+        if (s.get("status") or {}).get("phase") not in TERMINAL_PHASES
         and (s.get("spec") or {}).get("checkin") is None
         and not (s.get("metadata") or {}).get("deletionTimestamp")
     ]

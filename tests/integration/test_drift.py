@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from kubehelpers import GROUP, PLURAL, VERSION
-from session_operator.models import SessionSpec
+from rdev_api.models import SessionSpec
 
 SETTINGS = settings(
     max_examples=300,

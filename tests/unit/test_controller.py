@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from session_operator import execresult, gitcmd
+from rdev_api import execresult
+from rdev_api.execresult import ExecResult, parse_exit_status
+from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from session_operator import gitcmd
 from session_operator.context import Env
 from session_operator.controller import Controller, Result, recheck_delay
-from session_operator.execresult import ExecResult, parse_exit_status
 from session_operator.queue import Backoff, WorkQueue
-from session_operator.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 from session_operator.settings import Settings
 from session_operator.store import Store
 from session_operator.turns import choose_pod, pod_ready, queue_owner

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rdev_api.execresult import ExecResult
 from session_operator import gitcmd
-from session_operator.execresult import ExecResult
 
 # Names git accepts (so the API server does too) that a shell or git would act on.
 EVIL = [

@@ -26,9 +26,9 @@ from gitops_verdicts import (
     kstatus,
     readme_table_text,
 )
+from rdev_api.models import Phase, SessionSpec
+from rdev_api.reasons import ACTIVE, DELETED, REASONS, Mode
 from session_operator.controller import new_ctx
-from session_operator.models import Phase, SessionSpec
-from session_operator.reasons import ACTIVE, DELETED, REASONS, Mode
 
 Body = dict[str, Any]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

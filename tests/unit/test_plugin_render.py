@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from rdev_api.names import webui_log
 from session_operator.plugin import render
-from session_operator.plugin.cli import build_parser, log_path, main, remote_port, split_command
+from session_operator.plugin.cli import build_parser, main, remote_port, split_command
 from session_operator.plugin.podexec import in_dir
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
@@ -137,8 +138,8 @@ def test_exec_runs_the_command_in_the_worktree_as_positional_arguments() -> None
 
 
 def test_the_web_ui_log_lives_in_the_run_dir_beside_the_worktrees() -> None:
-    assert log_path("/w/sessions/hello", "hello") == "/w/sessions/.rdev/hello/webui.log"
-    assert log_path("/w/sessions/hello/", "hello") == "/w/sessions/.rdev/hello/webui.log"
+    assert webui_log("/w/sessions/hello", "hello") == "/w/sessions/.rdev/hello/webui.log"
+    assert webui_log("/w/sessions/hello/", "hello") == "/w/sessions/.rdev/hello/webui.log"
 
 
 def test_open_picks_the_web_ui_while_it_runs_else_the_preview() -> None:

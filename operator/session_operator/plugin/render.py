@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-from ..sanitize import one_line
-from .timing import human, idle_deadline, parse_time, time_left
+from rdev_api.models import TERMINAL_PHASES
+from rdev_api.names import PREVIEW_PORT
+from rdev_api.sanitize import one_line
+from rdev_api.timing import human, idle_deadline, parse_time, time_left
 
 LIST_COLUMNS = (
     "NAME",
@@ -28,7 +30,6 @@ LIST_COLUMNS = (
     "IDLE STOP IN",
     "AGE",
 )
-_ENDED = frozenset({"Ended", "Expired"})
 
 
 def _spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def _status(obj: dict[str, Any]) -> dict[str, Any]:
 def expiry_left(obj: dict[str, Any], now: datetime) -> str:
     """Time left to status.expiresAt; ``-`` once the session ended."""
     status = _status(obj)
-    if status.get("phase") in _ENDED:
+    if status.get("phase") in TERMINAL_PHASES:
         return "-"
     return time_left(parse_time(status.get("expiresAt")), now)
 
@@ -50,7 +51,7 @@ def expiry_left(obj: dict[str, Any], now: datetime) -> str:
 def idle_left(obj: dict[str, Any], now: datetime) -> str:
     """Time left to the idle stop (lastActivityAt + idleTimeout); ``-`` without one."""
     status = _status(obj)
-    if status.get("phase") in _ENDED:
+    if status.get("phase") in TERMINAL_PHASES:
         return "-"
     return time_left(
         idle_deadline(status.get("lastActivityAt"), _spec(obj).get("idleTimeout")), now
@@ -158,7 +159,7 @@ def describe(
             f" (Service {status.get('serviceName')}, port {status.get('servicePort')})"
         )
     else:
-        lines.append(f"Preview port:   {spec.get('previewPort', 8080)}")
+        lines.append(f"Preview port:   {spec.get('previewPort', PREVIEW_PORT)}")
     lines.append(f"Expires in:     {spec.get('expiresIn', '24h')}")
     lines.append(f"Expires at:     {_until(status.get('expiresAt'), now)}")
     if spec.get("idleTimeout"):

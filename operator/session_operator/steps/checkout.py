@@ -8,13 +8,10 @@ that cannot proceed stalls, which hands the project to the next in line.
 
 from __future__ import annotations
 
-from .. import gitcmd
-from ..conditions import CHECKOUT_READY, is_true
-from ..context import Ctx, Env, Halt, flush, parse_ts
-from ..execresult import ExecError
-from ..gitcmd import Found, Placed
-from ..models import Changes, Phase
-from ..reasons import (
+from rdev_api.conditions import CHECKOUT_READY, is_true
+from rdev_api.execresult import ExecError
+from rdev_api.models import Changes, Phase
+from rdev_api.reasons import (
     BRANCH_EXISTS,
     BRANCH_NOT_FOUND,
     BRANCH_PROTECTED,
@@ -23,6 +20,10 @@ from ..reasons import (
     PROJECT_BUSY,
     PROVISIONING,
 )
+
+from .. import gitcmd
+from ..context import Ctx, Env, Halt, flush, parse_ts
+from ..gitcmd import Found, Placed
 from ..turns import queue_owner
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rdev_api import names
+from rdev_api.conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
+from rdev_api.execresult import ExecError
+from rdev_api.models import Phase, Review, WebUIState
+from rdev_api.reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
+
 from .. import builders, gitcmd
-from ..conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
-from ..execresult import ExecError
 from ..gitcmd import Push, Removal
-from ..models import Phase, Review, WebUIState
-from ..reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
 from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
 from .preview import remove_preview
@@ -58,7 +60,7 @@ def _last_target(ctx: Ctx, env: Env) -> PodTarget | None:
         repo=repo,
         root=root,
         path=status.checkout_path,
-        run_dir=builders.run_dir(root, ctx.name),
+        run_dir=names.run_dir(root, ctx.name),
     )
 
 
@@ -153,7 +155,7 @@ async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
         return
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
-    if labels.get(builders.SESSION_LABEL) != ctx.name:
+    if labels.get(names.SESSION_LABEL) != ctx.name:
         return
     await set_session_label(env, ctx.namespace, pod, None)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from rdev_api import names
+from rdev_api.conditions import PREVIEW_READY
+from rdev_api.models import WebUIState
+from rdev_api.reasons import PREVIEW_NAME_TAKEN
+
 from .. import builders
-from ..conditions import PREVIEW_READY
 from ..context import Ctx, Env, Halt
 from ..kube import KubeError
-from ..models import WebUIState
-from ..reasons import PREVIEW_NAME_TAKEN
 
 Body = dict[str, Any]
 SERVICE, INGRESS, NETWORK_POLICY = "Service", "Ingress", "NetworkPolicy"
@@ -124,7 +126,7 @@ async def remove_webui_policy(ctx: Ctx, env: Env) -> None:
     if not _policy_may_exist(ctx, env):
         return
     known = env.webui_policies.get(ctx.key)
-    name = builders.webui_policy_name(ctx.name)
+    name = names.webui_policy_name(ctx.name)
     await _delete_ours(ctx, env, NETWORK_POLICY, name, known[0] if known is not None else None)
     env.webui_policies.pop(ctx.key, None)
 
@@ -140,7 +142,7 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
     port = builders.pick_port(
         ctx.status.web_ui == WebUIState.RUNNING, settings.webui_port, ctx.spec.preview_port
     )
-    svc_name = builders.service_name(ctx.name)
+    svc_name = names.service_name(ctx.name)
     desired = builders.preview_service(
         session=ctx.name,
         namespace=ctx.namespace,
@@ -188,7 +190,7 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
 async def remove_preview(ctx: Ctx, env: Env) -> None:
     """Delete what of the preview and the web UI policy is ours; leave anything else."""
     await remove_webui_policy(ctx, env)
-    svc = builders.service_name(ctx.name)
+    svc = names.service_name(ctx.name)
     key = (ctx.namespace, svc)
     cached = env.store.services.get(key)
     known = cached if cached is not None and builders.owned_by(cached, ctx.uid) else None

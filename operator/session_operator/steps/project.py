@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 
-from .. import builders
-from ..context import Body, Ctx, Env, Halt, PodTarget
-from ..reasons import (
+from rdev_api import names
+from rdev_api.reasons import (
     CONTAINER_NOT_FOUND,
     PROJECT_NOT_FOUND,
     PROJECT_NOT_RUNNING,
     PROJECT_POD_GONE,
     PROJECT_POD_NOT_READY,
 )
+
+from .. import builders
+from ..context import Body, Ctx, Env, Halt, PodTarget
 from ..turns import choose_pod, pod_ready
 
 
@@ -81,12 +83,10 @@ def choose_target(ctx: Ctx, env: Env) -> None:
     name = pod["metadata"]["name"]
     container = builders.pick_container(pod, ctx.spec.container)
     if container is None:
-        names = ", ".join(
-            c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []
-        )
+        have = ", ".join(c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or [])
         raise Halt(
             CONTAINER_NOT_FOUND,
-            f"pod {name} has no container {ctx.spec.container} (it has: {names or 'none'})",
+            f"pod {name} has no container {ctx.spec.container} (it has: {have or 'none'})",
         )
     repo, root = builders.pod_paths(pod, env.settings.repo_path, env.settings.worktree_root)
     ctx.target = PodTarget(
@@ -95,8 +95,8 @@ def choose_target(ctx: Ctx, env: Env) -> None:
         container=container,
         repo=repo,
         root=root,
-        path=ctx.status.checkout_path or builders.checkout_path(root, ctx.name),
-        run_dir=builders.run_dir(root, ctx.name),
+        path=ctx.status.checkout_path or names.checkout_path(root, ctx.name),
+        run_dir=names.run_dir(root, ctx.name),
     )
 
 
@@ -106,7 +106,7 @@ async def ensure_pod_label(ctx: Ctx, env: Env) -> None:
     assert target is not None
     meta = target.pod.get("metadata") or {}
     labels = meta.get("labels") or {}
-    if labels.get(builders.SESSION_LABEL) == ctx.name:
+    if labels.get(names.SESSION_LABEL) == ctx.name:
         return
     ctx.step("label the project pod")
     await set_session_label(env, ctx.namespace, target.pod, ctx.name)
@@ -121,9 +121,9 @@ async def set_session_label(env: Env, namespace: str, pod: Body, session: str | 
     store back; a 404 drops the pod, as its DELETED event will.
     """
     meta = pod.get("metadata") or {}
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != builders.SESSION_LABEL}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != names.SESSION_LABEL}
     if session is not None:
-        labels[builders.SESSION_LABEL] = session
+        labels[names.SESSION_LABEL] = session
     env.store.pods.put({**pod, "metadata": {**meta, "labels": labels}})
     try:
         found = await env.kube.patch_pod(

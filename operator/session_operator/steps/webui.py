@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
+from rdev_api.conditions import WEBUI_READY
+from rdev_api.execresult import ExecError, ExecResult
+from rdev_api.models import WebUIState
+
 from .. import metrics, webui
-from ..conditions import WEBUI_READY
 from ..context import Ctx, Env
-from ..execresult import ExecError, ExecResult
-from ..models import WebUIState
 from ..webui import Started
 
 

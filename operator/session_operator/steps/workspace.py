@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rdev_api import timing
+
 from .. import gitcmd
 from ..context import Ctx, Env, parse_ts
 from .checkout import record_changes
 
 
 def idle_deadline(ctx: Ctx) -> datetime | None:
-    idle_after = ctx.spec.idle_after
-    last = parse_ts(ctx.status.last_activity_at)
-    if idle_after is None or last is None:
-        return None
-    return last + idle_after
+    return timing.idle_deadline(ctx.status.last_activity_at, ctx.spec.idle_timeout)
 
 
 def changes_due_in(ctx: Ctx, env: Env) -> float:

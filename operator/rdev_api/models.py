@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .durations import MAX_EXPIRES_IN_NS, duration_ns, parse_duration
+from .names import PREVIEW_PORT
 from .refnames import MAX_REF_LENGTH, ref_name_problems
 
 DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -132,7 +133,7 @@ class SessionSpec(BaseModel):
         description="Run the browser coding UI inside the project pod.",
     )
     preview_port: int = Field(
-        default=8080,
+        default=PREVIEW_PORT,
         alias="previewPort",
         ge=1,
         le=65535,
@@ -200,6 +201,7 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
+# The phases of a Session that has ended: the one set (members compare equal to plain strings).
 TERMINAL_PHASES = frozenset({Phase.ENDED, Phase.EXPIRED})
 
 
