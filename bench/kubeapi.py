@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import aiohttp
 import yaml
 
-from session_operator.podexec import parse_exit_status
+from rdev_api.execresult import parse_exit_status
 
 Body = dict[str, Any]
 STDOUT, STDERR, ERROR = 1, 2, 3

@@ -19,6 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 ROOT = Path(__file__).resolve().parents[1]
+# What the operator image installs: the operator over the shared API, never the plugin.
+IMAGE_PACKAGES = ("rdev_api", "session_operator")
 T = TypeVar("T")
 GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
 

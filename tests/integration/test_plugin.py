@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -34,7 +35,9 @@ from kubehelpers import (
     wait_for,
 )
 
-PLUGIN = Path(sys.executable).parent / "kubectl-session"
+# The console script kubectl-session runs kubectl_session.cli:main, as this does
+# (test_dockerfile checks the entry point), from the code under test.
+PLUGIN = (sys.executable, "-m", "kubectl_session")
 FAKE_WEBUI = ROOT / "tests" / "fake_webui.py"
 
 
@@ -42,7 +45,7 @@ def plugin(
     kubeconfig: str, *args: str, timeout: float = 120, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(PLUGIN), *args],
+        [*PLUGIN, *args],
         env={**os.environ, "KUBECONFIG": kubeconfig},
         input=stdin,
         capture_output=True,
@@ -98,7 +101,7 @@ class Opened:
 
     def __init__(self, kubeconfig: str, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [str(PLUGIN), "open", *args],
+            [*PLUGIN, "open", *args],
             env={**os.environ, "KUBECONFIG": kubeconfig},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -193,9 +196,15 @@ def test_every_verb_through_the_api_server(api, kubeconfig, namespace, repo, ope
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     assert ok(plugin(str(own), "list")).splitlines()[1].startswith("s1 ")
+    # kubectl finds any kubectl-session on PATH: here, the console script's equivalent.
+    bin_dir = Path(repo["base"]) / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "kubectl-session"
+    script.write_text(f'#!/bin/sh\nexec {shlex.join(PLUGIN)} "$@"\n')
+    script.chmod(0o755)
     via_kubectl = subprocess.run(
         ["kubectl", "session", "list", "-o", "json"],
-        env={**os.environ, "KUBECONFIG": str(own), "PATH": f"{PLUGIN.parent}:{os.environ['PATH']}"},
+        env={**os.environ, "KUBECONFIG": str(own), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert json.loads(ok(via_kubectl))["items"][0]["metadata"]["name"] == "s1"

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from kubehelpers import ROOT
+from kubehelpers import IMAGE_PACKAGES, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-# What the image installs: the operator over the shared API, never the plugin.
-PACKAGES = ("rdev_api", "session_operator")
+PACKAGES = IMAGE_PACKAGES
 
 
 @dataclass
@@ -294,6 +293,7 @@ def test_wheel_has_the_package_and_no_tests(tmp_path: Path) -> None:
         whl.extractall(tmp_path / "site")
         metadata = whl.read("rdev_session_operator-0.1.0.dist-info/METADATA").decode()
         top_level = whl.read("rdev_session_operator-0.1.0.dist-info/top_level.txt").decode()
+        scripts = whl.read("rdev_session_operator-0.1.0.dist-info/entry_points.txt").decode()
     modules = {str(p.relative_to(ROOT / "operator")) for p in package_files()}
     assert modules <= set(names)
     assert top_level.split() == list(PACKAGES)
@@ -303,6 +303,14 @@ def test_wheel_has_the_package_and_no_tests(tmp_path: Path) -> None:
         )
         assert not re.search(r"(^|/)(tests?|conftest)(/|\.py$)|/test_", name), name
     assert "Requires-Dist: kopf" in metadata
+    assert "kubectl-session = kubectl_session.cli:main" in scripts.splitlines()
+    # The official client is the plugin's alone: only its extra asks for it.
+    kubernetes = [
+        line for line in metadata.splitlines() if line.startswith("Requires-Dist: kubernetes")
+    ]
+    assert all("kubernetes-asyncio" in line or "extra ==" in line for line in kubernetes), (
+        kubernetes
+    )
 
     # The entry point runs from the wheel's files (a bad setting stops it
     # before it touches a cluster).

@@ -29,7 +29,7 @@ from rdev_api.models import TERMINAL_PHASES, WebUIState
 from rdev_api.names import PREVIEW_PORT, WEBUI_PORT, webui_log
 from rdev_api.sanitize import one_line, strip_controls
 
-from . import podexec, render
+from . import podstream, render
 from .kubeapi import (
     PluginError,
     Target,
@@ -201,8 +201,8 @@ def cmd_exec(args: argparse.Namespace, target: Target) -> int:
     if not command:
         raise PluginError("exec needs a command after --, e.g. kubectl session exec NAME -- ls")
     pod, container, path = _workspace(get_session(target, args.name), args.name)
-    argv = podexec.in_dir(path, command)
-    return podexec.run(
+    argv = podstream.in_dir(path, command)
+    return podstream.run(
         target.api, target.namespace, pod, container, argv, stdin=args.stdin, tty=args.tty
     )
 
@@ -211,10 +211,12 @@ def cmd_logs(args: argparse.Namespace, target: Target) -> int:
     pod, container, path = _workspace(get_session(target, args.name), args.name)
     log = webui_log(path, args.name)
     argv = ["tail", "-n", "+1", "-f", "--", log] if args.follow else ["cat", "--", log]
-    out, err = podexec.CleanSink(sys.stdout.buffer), podexec.CleanSink(sys.stderr.buffer)
+    out, err = podstream.CleanSink(sys.stdout.buffer), podstream.CleanSink(sys.stderr.buffer)
     with _sigterm_as_interrupt():
         try:
-            code = podexec.run(target.api, target.namespace, pod, container, argv, out=out, err=err)
+            code = podstream.run(
+                target.api, target.namespace, pod, container, argv, out=out, err=err
+            )
         finally:
             out.finish()
             err.finish()
