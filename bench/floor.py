@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeapi import Kube
+from rdev_api import Body
 from rdev_api.names import PREVIEW_PORT, PROJECT_LABEL, SESSION_LABEL, WEBUI_PORT
 from session_operator.builders import webui_network_policy
 
-Body = dict[str, Any]
 GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
 FINALIZER = "rdev.io/bench-floor"
 COMPONENT = "rdev-bench-floor"

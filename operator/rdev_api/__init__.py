@@ -5,6 +5,11 @@ run-directory layout and the idle-deadline arithmetic. ``session_operator`` and
 ``kubectl_session`` both import it; it imports neither.
 """
 
+from typing import Any
+
+# A Kubernetes object as the API server sends it (JSON as dicts and lists).
+Body = dict[str, Any]
+
 GROUP = "rdev.io"
 VERSION = "v1alpha1"
 PLURAL = "sessions"

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from rdev_api import Body
 from rdev_api.models import Phase
 from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 
@@ -35,7 +35,6 @@ from .settings import Settings
 from .store import Key, Store, key_of
 
 log = logging.getLogger("session_operator")
-Body = dict[str, Any]
 BACKOFF_CAP_S = 300.0
 # How long start-up keeps retrying LISTs the API server answers with 429 or 5xx.
 START_PATIENCE_S = 60.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from rdev_api import API_VERSION, KIND
+from rdev_api import API_VERSION, KIND, Body
 from rdev_api.conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
 from rdev_api.models import Phase, SessionSpec, SessionStatus
 from rdev_api.reasons import Mode, lookup
@@ -25,7 +25,6 @@ from .settings import Settings
 from .store import Key, Store
 
 log = logging.getLogger("session_operator")
-Body = dict[str, Any]
 
 
 # Per Session: (stalled reason, generation) and when this process saw that stall begin.

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rdev_api import Body
 from rdev_api.conditions import READY, STALLED, without
 from rdev_api.execresult import ExecError
 from rdev_api.models import TERMINAL_PHASES, SessionSpec
@@ -50,7 +51,6 @@ from .steps import checkout, ending, preview, project, warnings, webui, workspac
 from .store import Key, key_of, slim_session
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,12 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION, Body
 
 from .events import EventAggregator
 
 log = logging.getLogger(__name__)
 COMPONENT = "rdev-session-operator"
-Body = dict[str, Any]
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT_S = 30.0

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from rdev_api import Body
 from rdev_api.names import (
     CREATED_BY_ANNOTATION,
     DEFAULT_CONTAINER_ANNOTATION,
@@ -28,7 +29,6 @@ from rdev_api.names import (
     WORKTREE_ROOT_ANNOTATION,
 )
 
-Body = dict[str, Any]
 Key = tuple[str, str]
 
 _KEEP_META = (

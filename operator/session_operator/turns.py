@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from rdev_api import Body
 from rdev_api.models import TERMINAL_PHASES, Phase
 from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 
-Body = dict[str, Any]
 HOLDING_PHASES = frozenset({Phase.PROVISIONING.value, Phase.ACTIVE.value, Phase.ENDING.value})
 
 

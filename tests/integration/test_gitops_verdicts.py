@@ -31,8 +31,7 @@ from kubehelpers import (
     wait_for,
     wait_phase,
 )
-
-Body = dict[str, Any]
+from rdev_api import Body
 
 
 class Recorder:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rdev_api import execresult
+from rdev_api import Body, execresult
 from rdev_api.execresult import ExecResult, parse_exit_status
 from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 from session_operator import gitcmd
@@ -22,8 +22,6 @@ from session_operator.queue import Backoff, WorkQueue
 from session_operator.settings import Settings
 from session_operator.store import Store
 from session_operator.turns import choose_pod, pod_ready, queue_owner
-
-Body = dict[str, Any]
 
 
 # queue_owner ----------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import textwrap
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -26,11 +25,11 @@ from gitops_verdicts import (
     kstatus,
     readme_table_text,
 )
+from rdev_api import Body
 from rdev_api.models import Phase, SessionSpec
 from rdev_api.reasons import ACTIVE, DELETED, REASONS, Mode
 from session_operator.controller import new_ctx
 
-Body = dict[str, Any]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 # What a GitOps user needs from each kstatus mode (the last column).

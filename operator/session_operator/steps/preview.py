@@ -9,9 +9,7 @@ carries a UID precondition, so a replacement made in between is never touched.
 
 from __future__ import annotations
 
-from typing import Any
-
-from rdev_api import names
+from rdev_api import Body, names
 from rdev_api.conditions import PREVIEW_READY
 from rdev_api.models import WebUIState
 from rdev_api.reasons import PREVIEW_NAME_TAKEN
@@ -20,7 +18,6 @@ from .. import builders
 from ..context import Ctx, Env, Halt
 from ..kube import KubeError
 
-Body = dict[str, Any]
 SERVICE, INGRESS, NETWORK_POLICY = "Service", "Ingress", "NetworkPolicy"
 
 

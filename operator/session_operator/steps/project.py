@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rdev_api import names
+from rdev_api import Body, names
 from rdev_api.reasons import (
     CONTAINER_NOT_FOUND,
     PROJECT_NOT_FOUND,
@@ -21,7 +21,7 @@ from rdev_api.reasons import (
 )
 
 from .. import builders
-from ..context import Body, Ctx, Env, Halt, PodTarget
+from ..context import Ctx, Env, Halt, PodTarget
 from ..turns import choose_pod, pod_ready
 
 
