@@ -19,6 +19,7 @@ from rdev_api.models import Phase
 from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 
 from . import metrics
+from .backoff import BACKOFF_CAP_S, Backoff
 from .context import Env
 from .controller import Controller
 from .kube import Kube, KubeError, load_kube_config
@@ -30,12 +31,11 @@ from .mappers import (
     session_state,
 )
 from .podexec import PodExec
-from .queue import Backoff, WorkQueue
+from .queue import WorkQueue
 from .settings import Settings
 from .store import Key, Store, key_of
 
 log = logging.getLogger("session_operator")
-BACKOFF_CAP_S = 300.0
 # How long start-up keeps retrying LISTs the API server answers with 429 or 5xx.
 START_PATIENCE_S = 60.0
 
@@ -119,7 +119,7 @@ class App:
         Priming before any reconcile means a resumed Session sees its pod, its
         Service and its project's queue, and decides it needs nothing.
         """
-        delay = 0.5
+        backoff: Backoff[None] = Backoff(0.5, 8.0)
         deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
         while True:
             try:
@@ -131,11 +131,11 @@ class App:
                 # An API server that restarts or re-initialises a CRD's storage answers
                 # 429/5xx for a moment: retry here rather than wait for kopf's 60 s
                 # activity backoff. Both calls are idempotent.
+                delay = backoff.when(None)
                 if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:
                     raise
                 log.warning("start-up listing failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 8.0)
         log.info("caches primed: %s", counts)
         self.tasks.append(asyncio.create_task(self._work()))
         if self.gate.priority is not None and peering:

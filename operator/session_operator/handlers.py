@@ -45,8 +45,7 @@ async def session_delete(
             logger.warning(message)
             await app.kube.post_event(plain, "Warning", "WorktreeKept", message)
             return
-        delay = app.settings.retry_interval.total_seconds() * (retry + 1)
-        raise kopf.TemporaryError(str(exc), delay=delay) from exc
+        raise kopf.TemporaryError(str(exc), delay=app.queue.backoff.delay(retry + 1)) from exc
 
 
 @kopf.on.event("", "v1", "pods", labels={PROJECT_LABEL: kopf.PRESENT})

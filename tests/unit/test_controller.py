@@ -16,9 +16,10 @@ from rdev_api import Body, execresult
 from rdev_api.execresult import ExecResult, parse_exit_status
 from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
 from session_operator import gitcmd
+from session_operator.backoff import BACKOFF_CAP_S, Backoff
 from session_operator.context import Env
 from session_operator.controller import Controller, Result, recheck_delay
-from session_operator.queue import Backoff, WorkQueue
+from session_operator.queue import WorkQueue
 from session_operator.settings import Settings
 from session_operator.store import Store
 from session_operator.turns import choose_pod, pod_ready, queue_owner
@@ -354,7 +355,7 @@ class Harness:
         for p in pods or []:
             self.store.pods.put(p)
         env = Env(settings=Settings(), kube=self.kube, execs=self.execs, store=self.store)
-        queue: WorkQueue[tuple[str, str]] = WorkQueue(Backoff(10.0, 300.0))
+        queue: WorkQueue[tuple[str, str]] = WorkQueue(Backoff(10.0, BACKOFF_CAP_S))
         self.controller = Controller(env, queue, clock=self.clock)
 
     async def reconcile(self, body: Body) -> Result:
