@@ -77,6 +77,22 @@ def pick_port(web_ui_running: bool, web_ui_port: int, preview_port: int) -> int:
     return web_ui_port if web_ui_running else preview_port
 
 
+def child_metadata(
+    name: str, session: str, namespace: str, uid: str, project: str, feature: str | None
+) -> dict[str, Any]:
+    """Every child's metadata: its name, the Session's labels and ownerReference."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": child_labels(session, project, feature),
+        "ownerReferences": [owner_reference(session, uid)],
+    }
+
+
+def preview_ports(port: int) -> list[dict[str, Any]]:
+    return [{"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}]
+
+
 def preview_service(
     *,
     session: str,
@@ -89,18 +105,13 @@ def preview_service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": service_name(session),
-            "namespace": namespace,
-            "labels": child_labels(session, project, feature),
-            "ownerReferences": [owner_reference(session, uid)],
-        },
+        "metadata": child_metadata(
+            service_name(session), session, namespace, uid, project, feature
+        ),
         "spec": {
             "type": "ClusterIP",
             "selector": {SESSION_LABEL: session},
-            "ports": [
-                {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
-            ],
+            "ports": preview_ports(port),
         },
     }
 
@@ -115,9 +126,7 @@ def service_port_patch(port: int) -> list[dict[str, Any]]:
         {
             "op": "replace",
             "path": "/spec/ports",
-            "value": [
-                {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
-            ],
+            "value": preview_ports(port),
         }
     ]
 
@@ -161,12 +170,9 @@ def preview_ingress(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {
-            "name": service_name(session),
-            "namespace": namespace,
-            "labels": child_labels(session, project, feature),
-            "ownerReferences": [owner_reference(session, uid)],
-        },
+        "metadata": child_metadata(
+            service_name(session), session, namespace, uid, project, feature
+        ),
         "spec": {
             "ingressClassName": ingress_class,
             "rules": [
@@ -221,12 +227,9 @@ def webui_network_policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {
-            "name": webui_policy_name(session),
-            "namespace": namespace,
-            "labels": child_labels(session, project, feature),
-            "ownerReferences": [owner_reference(session, uid)],
-        },
+        "metadata": child_metadata(
+            webui_policy_name(session), session, namespace, uid, project, feature
+        ),
         "spec": {
             "podSelector": {"matchLabels": {SESSION_LABEL: session}},
             "policyTypes": ["Ingress"],
