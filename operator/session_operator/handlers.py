@@ -1,4 +1,5 @@
-"""kopf glue only: watch events go to the App (store, mappers, queue); deletions to the finalizer.
+"""kopf glue only: watch events go to the informer (store, mappers, queue), deletions to
+the finalizer.
 
 The App reaches every handler through kopf's ``memo`` (set in the start-up
 handler), never through a module global.
@@ -27,7 +28,7 @@ def app_of(memo: Any) -> App:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def session_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_session(event.get("type"), dict(event["object"]))
+    app_of(memo).informer.observe_session(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, retries=None, backoff=5.0)
@@ -50,12 +51,12 @@ async def session_delete(
 
 @kopf.on.event("", "v1", "pods", labels={PROJECT_LABEL: kopf.PRESENT})
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_pod(event.get("type"), dict(event["object"]))
+    app_of(memo).informer.observe_pod(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("", "v1", "services", labels={MANAGED_BY_LABEL: MANAGER})
 async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_service(event.get("type"), dict(event["object"]))
+    app_of(memo).informer.observe_service(event.get("type"), dict(event["object"]))
 
 
 def _deep(body: Any) -> Any:

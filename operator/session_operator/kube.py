@@ -133,35 +133,37 @@ class Kube:
         )
         return (await _send(call, (404,)))[1]
 
-    async def list_objects(
-        self, kind: str, namespace: str | None, selector: str = ""
+    async def _list(
+        self, namespaced: Any, everywhere: Any, namespace: str | None, **kw: Any
     ) -> list[Body]:
-        """One LIST (pods, services or sessions)."""
-        kw: dict[str, Any] = {"_preload_content": False}
-        if selector:
-            kw["label_selector"] = selector
-        call: Awaitable[Any]
-        if kind == "sessions":
-            if namespace:
-                call = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, **kw
-                )
-            else:
-                call = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
-        elif kind == "pods":
-            call = (
-                self.core.list_namespaced_pod(namespace, **kw)
-                if namespace
-                else self.core.list_pod_for_all_namespaces(**kw)
-            )
-        else:
-            call = (
-                self.core.list_namespaced_service(namespace, **kw)
-                if namespace
-                else self.core.list_service_for_all_namespaces(**kw)
-            )
+        kw["_preload_content"] = False
+        call = namespaced(namespace, **kw) if namespace else everywhere(**kw)
         body = (await _send(call))[1] or {}
         return list(body.get("items") or [])
+
+    async def list_sessions(self, namespace: str | None) -> list[Body]:
+        custom = self.custom
+        return await self._list(
+            lambda ns, **kw: custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, **kw),
+            lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
+            namespace,
+        )
+
+    async def list_pods(self, namespace: str | None, selector: str) -> list[Body]:
+        return await self._list(
+            self.core.list_namespaced_pod,
+            self.core.list_pod_for_all_namespaces,
+            namespace,
+            label_selector=selector,
+        )
+
+    async def list_services(self, namespace: str | None, selector: str) -> list[Body]:
+        return await self._list(
+            self.core.list_namespaced_service,
+            self.core.list_service_for_all_namespaces,
+            namespace,
+            label_selector=selector,
+        )
 
     async def ensure_cluster_peering(self, name: str) -> bool:
         """Create kopf's ClusterKopfPeering; False when its CRD is not installed yet."""

@@ -18,10 +18,10 @@ import kopf
 from prometheus_client import start_http_server
 
 from rdev_api import FINALIZER
-from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
 
 from . import handlers  # noqa: F401  (importing registers the handlers)
 from .app import App
+from .informer import POD_SELECTOR, SERVICE_SELECTOR
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("session_operator")
@@ -53,8 +53,8 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     kopf_settings.persistence.diffbase_storage = NoDiffBase()
     kopf_settings.execution.max_workers = settings.workers
     # Server-side filters: watch only project pods and our own Services.
-    kopf_settings.watching.label_selectors[_core("pods")] = PROJECT_LABEL
-    kopf_settings.watching.label_selectors[_core("services")] = f"{MANAGED_BY_LABEL}={MANAGER}"
+    kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
+    kopf_settings.watching.label_selectors[_core("services")] = SERVICE_SELECTOR
     kopf_settings.peering.clusterwide = True
     kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
     kopf_settings.peering.stealth = True

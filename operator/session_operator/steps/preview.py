@@ -192,7 +192,7 @@ async def remove_preview(ctx: Ctx, env: Env) -> None:
     cached = env.store.services.get(key)
     known = cached if cached is not None and builders.owned_by(cached, ctx.uid) else None
     # Out of the store first: the DELETED event, which may come before the
-    # response, then finds nothing to restore (App.observe_service).
+    # response, then finds nothing to restore (Informer.observe_service).
     if known is not None:
         env.store.services.remove(key)
     try:
