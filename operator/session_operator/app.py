@@ -16,6 +16,7 @@ from . import metrics
 from .backoff import BACKOFF_CAP_S, Backoff
 from .context import Env
 from .controller import Controller
+from .events import EventRecorder
 from .informer import Informer
 from .kube import Kube, KubeError, load_kube_config
 from .peering import Gate
@@ -57,7 +58,8 @@ class App:
         kube = Kube(cfg, pool_size=queue.capacity + 8)
         execs = PodExec.from_settings(cfg, settings)
         store = Store()
-        env = Env(settings=settings, kube=kube, execs=execs, store=store)
+        events = EventRecorder(kube, kube.instance)
+        env = Env(settings=settings, kube=kube, events=events, execs=execs, store=store)
         gate = Gate(priority)
         informer = Informer(kube, store, queue)
         app = cls(settings, kube, execs, env, queue, Controller(env, queue), informer, gate)

@@ -42,6 +42,9 @@ class KubePort(Protocol):
         self, kind: str, namespace: str, name: str, patch: Any
     ) -> Body | None: ...
     async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool: ...
+
+
+class EventPort(Protocol):
     async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None: ...
 
 
@@ -306,6 +309,7 @@ class Env:
 
     settings: Settings
     kube: KubePort
+    events: EventPort
     execs: ExecPort
     store: Store
     project_locks: KeyedLocks = field(default_factory=KeyedLocks)
@@ -396,8 +400,8 @@ async def post_events(ctx: Ctx, env: Env) -> None:
     normal = [(r, m) for k, r, m in events if k == "Normal"]
     for kind, reason, message in events:
         if kind != "Normal":
-            await env.kube.post_event(ctx.body, kind, reason, message)
+            await env.events.post_event(ctx.body, kind, reason, message)
     if normal:
-        await env.kube.post_event(
+        await env.events.post_event(
             ctx.body, "Normal", normal[-1][0], "; ".join(m for _, m in normal)
         )

@@ -175,7 +175,7 @@ class Controller:
         except Exception as exc:
             outcome = "error"
             logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)
-            await self.env.kube.post_event(body, "Warning", "ReconcileError", str(exc)[:500])
+            await self.env.events.post_event(body, "Warning", "ReconcileError", str(exc)[:500])
             return Result(failed=True)
         finally:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)

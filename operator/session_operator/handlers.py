@@ -44,7 +44,7 @@ async def session_delete(
             # Never hold the finalizer forever: the worktree stays where it is.
             message = f"giving up on cleaning the worktree after {retry + 1} attempts: {exc}"
             logger.warning(message)
-            await app.kube.post_event(plain, "Warning", "WorktreeKept", message)
+            await app.env.events.post_event(plain, "Warning", "WorktreeKept", message)
             return
         raise kopf.TemporaryError(str(exc), delay=app.queue.backoff.delay(retry + 1)) from exc
 

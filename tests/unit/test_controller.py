@@ -354,7 +354,13 @@ class Harness:
         self.store = Store()
         for p in pods or []:
             self.store.pods.put(p)
-        env = Env(settings=Settings(), kube=self.kube, execs=self.execs, store=self.store)
+        env = Env(
+            settings=Settings(),
+            kube=self.kube,
+            events=self.kube,
+            execs=self.execs,
+            store=self.store,
+        )
         queue: WorkQueue[tuple[str, str]] = WorkQueue(Backoff(10.0, BACKOFF_CAP_S))
         self.controller = Controller(env, queue, clock=self.clock)
 
