@@ -38,7 +38,6 @@ from .context import (
     Ctx,
     Env,
     Halt,
-    LockBusy,
     StallMarks,
     draft_status,
     flush,
@@ -46,6 +45,7 @@ from .context import (
     parse_ts,
     post_events,
 )
+from .locks import LockBusy
 from .queue import WorkQueue
 from .steps import checkout, ending, preview, project, warnings, webui, workspace
 from .store import Key, key_of, slim_session

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from session_operator.context import KeyedLocks, LockBusy
+from session_operator.locks import KeyedLocks, LockBusy
 
 
 def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
