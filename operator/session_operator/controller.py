@@ -27,7 +27,6 @@ from rdev_api.names import CREATED_BY_ANNOTATION
 from rdev_api.reasons import (
     ACTIVE,
     EXEC_FAILED,
-    IDLE_TIMEOUT,
     INVALID_SPEC,
     PROGRESS_DEADLINE,
     lookup,
@@ -209,8 +208,9 @@ class Controller:
         failed = False
         try:
             await self._provision(ctx)
-            if workspace.idle_now(ctx):
-                await ending.end_session(ctx, self.env, IDLE_TIMEOUT)
+            reason = ending.end_reason(ctx)  # idleness is known once the workspace was read
+            if reason is not None:
+                await ending.end_session(ctx, self.env, reason)
                 await flush(ctx, self.env)
                 return Result(wrote_status=ctx.wrote)
         except Halt as halt:

@@ -1,4 +1,8 @@
-"""End a session (checkin, expiry, idle stop, deletion) and, on deletion, remove its worktree.
+"""How a session ends, from the rule to the step: checkin, expiry, idle stop and deletion.
+
+``end_reason`` is the rule (which of them applies now), ``end_session`` the step
+that ends it, ``remove_worktree`` what deletion adds. Activity itself is read
+with the workspace state (workspace.py); the idle deadline is rdev_api's.
 
 Nothing is ever lost: ending keeps the worktree and its branch, with a Warning
 naming what it holds; the finalizer removes the worktree only when it holds
@@ -10,11 +14,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rdev_api import names
+from rdev_api import names, timing
 from rdev_api.conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
 from rdev_api.execresult import ExecError
 from rdev_api.models import Phase, Review, WebUIState
-from rdev_api.reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
+from rdev_api.reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED, IDLE_TIMEOUT
 
 from .. import builders, gitcmd
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
@@ -31,12 +35,26 @@ def expires_in_s(ctx: Ctx) -> float:
     return ((created + ctx.spec.expires_after) - ctx.now).total_seconds()
 
 
+def idle_deadline(ctx: Ctx) -> datetime | None:
+    return timing.idle_deadline(ctx.status.last_activity_at, ctx.spec.idle_timeout)
+
+
+def idle_now(ctx: Ctx) -> bool:
+    """Idle for idleTimeout, judged by a reading in this reconcile, at or after the
+    deadline, compared with an earlier one (a baseline alone proves nothing)."""
+    deadline = idle_deadline(ctx)
+    return deadline is not None and ctx.activity_judged and ctx.now >= deadline
+
+
 def end_reason(ctx: Ctx, *, deleting: bool = False) -> str | None:
-    """Why the session ends now, if it does: checkin wins over expiry over deletion."""
+    """Why the session ends now, if it does: checkin wins over expiry over idleness
+    (known only once this reconcile has read the workspace) over deletion."""
     if ctx.spec.checkin is not None:
         return CHECKED_IN
     if expires_in_s(ctx) <= 0:
         return EXPIRED
+    if idle_now(ctx):
+        return IDLE_TIMEOUT
     return DELETED if deleting else None
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ..context import Ctx, Env, iso
-from .ending import created_at
-from .workspace import idle_deadline
+from .ending import created_at, idle_deadline
 
 
 def nearest_deadline(ctx: Ctx) -> tuple[str, datetime]:
