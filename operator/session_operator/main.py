@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import random
 import sys
 import time
@@ -22,7 +23,7 @@ from rdev_api import FINALIZER
 from . import handlers  # noqa: F401  (importing registers the handlers)
 from .app import App
 from .informer import POD_SELECTOR, SERVICE_SELECTOR
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, unknown_variables
 
 log = logging.getLogger("session_operator")
 
@@ -96,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         # kopf logs every watch-event handler call as "succeeded" at INFO: noise
         # that costs CPU at scale. Warnings and errors still show.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    for name, nearest in unknown_variables(os.environ):
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        log.warning("%s is not a setting and is ignored%s", name, hint)
     priority = settings.priority or _age_priority()
 
     @kopf.on.startup()
