@@ -24,13 +24,7 @@ from rdev_api.conditions import READY, STALLED, without
 from rdev_api.execresult import ExecError
 from rdev_api.models import TERMINAL_PHASES, SessionSpec
 from rdev_api.names import CREATED_BY_ANNOTATION
-from rdev_api.reasons import (
-    ACTIVE,
-    EXEC_FAILED,
-    INVALID_SPEC,
-    PROGRESS_DEADLINE,
-    lookup,
-)
+from rdev_api.reasons import Reason, lookup
 
 from . import metrics
 from .context import (
@@ -114,7 +108,7 @@ def stall_since(ctx: Ctx, reason: str, marks: StallMarks) -> datetime:
 
 def apply_halt(ctx: Ctx, halt: Halt, env: Env) -> None:
     """Record why the steps stopped; waiting on others or a person is not slow provisioning."""
-    if halt.reason != PROGRESS_DEADLINE:
+    if halt.reason != Reason.PROGRESS_DEADLINE:
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
     ctx.summary(halt.reason, halt.message)
@@ -174,7 +168,9 @@ class Controller:
         except Exception as exc:
             outcome = "error"
             logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)
-            await self.env.events.post_event(body, "Warning", "ReconcileError", str(exc)[:500])
+            await self.env.events.post_event(
+                body, "Warning", Reason.RECONCILE_ERROR, str(exc)[:500]
+            )
             return Result(failed=True)
         finally:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
@@ -187,7 +183,7 @@ class Controller:
         except ValidationError as exc:
             ctx = new_ctx(body, SessionSpec.model_construct(project=""), now)
             problems = "; ".join(str(e["msg"]) for e in exc.errors())
-            ctx.summary(INVALID_SPEC, f"invalid spec: {problems}")
+            ctx.summary(Reason.INVALID_SPEC, f"invalid spec: {problems}")
             ctx.status.observed_generation = ctx.generation
             return Result(wrote_status=await flush(ctx, self.env))
         ctx = new_ctx(body, spec, now)
@@ -217,7 +213,7 @@ class Controller:
             apply_halt(ctx, halt, self.env)
         except ExecError as exc:
             failed = True
-            ctx.summary(EXEC_FAILED, str(exc))
+            ctx.summary(Reason.EXEC_FAILED, str(exc))
             try:
                 checkout.check_progress_deadline(ctx, self.env)
             except Halt as halt:
@@ -242,7 +238,7 @@ class Controller:
         await preview.ensure_preview(ctx, env)
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
-        ctx.summary(ACTIVE, "session is active")
+        ctx.summary(Reason.ACTIVE, "session is active")
         await workspace.refresh_changes(ctx, env)
 
     # Finalizer --------------------------------------------------------------

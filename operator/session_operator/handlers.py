@@ -14,6 +14,7 @@ import kopf
 from rdev_api import GROUP, PLURAL, VERSION
 from rdev_api.execresult import ExecError
 from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
+from rdev_api.reasons import Reason
 
 from .app import App
 from .kube import KubeError
@@ -44,7 +45,7 @@ async def session_delete(
             # Never hold the finalizer forever: the worktree stays where it is.
             message = f"giving up on cleaning the worktree after {retry + 1} attempts: {exc}"
             logger.warning(message)
-            await app.env.events.post_event(plain, "Warning", "WorktreeKept", message)
+            await app.env.events.post_event(plain, "Warning", Reason.WORKTREE_KEPT, message)
             return
         raise kopf.TemporaryError(str(exc), delay=app.queue.backoff.delay(retry + 1)) from exc
 

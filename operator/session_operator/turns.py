@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rdev_api import Body
 from rdev_api.models import TERMINAL_PHASES, Phase
-from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from rdev_api.reasons import Reason
 
 HOLDING_PHASES = frozenset({Phase.PROVISIONING.value, Phase.ACTIVE.value, Phase.ENDING.value})
 
@@ -38,10 +38,10 @@ def choose_pod(pods: list[Body], sticky: str | None) -> tuple[Body | None, str |
     new pod of the same project never moves a live session; else the oldest.
     """
     if not pods:
-        return None, PROJECT_NOT_FOUND
+        return None, Reason.PROJECT_NOT_FOUND
     ready = [p for p in pods if pod_ready(p)]
     if not ready:
-        return None, PROJECT_NOT_RUNNING
+        return None, Reason.PROJECT_NOT_RUNNING
     for pod in ready:
         if sticky and pod["metadata"]["name"] == sticky:
             return pod, None

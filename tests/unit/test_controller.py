@@ -14,7 +14,7 @@ import pytest
 
 from rdev_api import Body, execresult
 from rdev_api.execresult import ExecResult, parse_exit_status
-from rdev_api.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from rdev_api.reasons import Reason
 from session_operator import gitcmd
 from session_operator.backoff import BACKOFF_CAP_S, Backoff
 from session_operator.context import Env
@@ -148,12 +148,12 @@ def test_pod_ready() -> None:
 
 
 def test_choose_pod_none() -> None:
-    assert choose_pod([], None) == (None, PROJECT_NOT_FOUND)
+    assert choose_pod([], None) == (None, Reason.PROJECT_NOT_FOUND)
 
 
 def test_choose_pod_not_ready() -> None:
     pods = [pod("a", T1, ready=False), pod("b", T2, deleting=True)]
-    assert choose_pod(pods, "a") == (None, PROJECT_NOT_RUNNING)
+    assert choose_pod(pods, "a") == (None, Reason.PROJECT_NOT_RUNNING)
 
 
 def test_choose_pod_oldest_ready() -> None:
@@ -425,18 +425,18 @@ async def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
     assert status["observedGeneration"] == 1
     assert status["expiresAt"] == "2026-01-02T00:00:00Z"
     assert cond(stored, "Ready")["status"] == "False"
-    assert cond(stored, "Ready")["reason"] == PROJECT_NOT_FOUND
+    assert cond(stored, "Ready")["reason"] == Reason.PROJECT_NOT_FOUND
     assert cond(stored, "Reconciling") == {
         "type": "Reconciling",
         "status": "True",
-        "reason": PROJECT_NOT_FOUND,
+        "reason": Reason.PROJECT_NOT_FOUND,
         "message": "no pod labelled rdev.io/project=shop in namespace ns",
         "lastTransitionTime": "2026-01-01T00:01:00Z",
         "observedGeneration": 1,
     }
     assert cond(stored, "Stalled")["status"] == "False"
     assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled"]
-    assert ("Warning", PROJECT_NOT_FOUND) in [(k, r) for k, r, _ in kube.events]
+    assert ("Warning", Reason.PROJECT_NOT_FOUND) in [(k, r) for k, r, _ in kube.events]
     assert execs.calls == []
     # Woken when the expiry warning is due at the latest (the pod watch wakes it sooner).
     warn_at = timedelta(hours=23, minutes=59) - Settings().expiry_warning
@@ -459,7 +459,7 @@ async def test_pod_not_ready_is_project_not_running() -> None:
     await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     assert stored["status"]["phase"] == "Pending"
-    assert cond(stored, "Reconciling")["reason"] == PROJECT_NOT_RUNNING
+    assert cond(stored, "Reconciling")["reason"] == Reason.PROJECT_NOT_RUNNING
     assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
 
 
@@ -473,7 +473,7 @@ async def test_transition_time_survives_a_reason_change() -> None:
     reconciler.store.pods.put(pod("shop-1", T1, ready=False))
     await reconciler.reconcile(copy.deepcopy(kube.sessions[("ns", "s1")]))
     second = cond(kube.sessions[("ns", "s1")], "Reconciling")
-    assert second["reason"] == PROJECT_NOT_RUNNING
+    assert second["reason"] == Reason.PROJECT_NOT_RUNNING
     assert second["lastTransitionTime"] == first["lastTransitionTime"]
 
 

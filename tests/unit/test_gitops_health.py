@@ -27,7 +27,7 @@ from gitops_verdicts import (
 )
 from rdev_api import Body
 from rdev_api.models import Phase, SessionSpec
-from rdev_api.reasons import ACTIVE, DELETED, REASONS, Mode
+from rdev_api.reasons import REASONS, Mode, Reason
 from session_operator.controller import new_ctx
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -61,7 +61,7 @@ def session_with(reason: str) -> Body:
     body = bare()
     ctx = new_ctx(body, SessionSpec.model_validate(body["spec"]), NOW)
     ctx.status.observed_generation = 1
-    ctx.summary(ACTIVE, "session is active")
+    ctx.summary(Reason.ACTIVE, "session is active")
     ctx.summary(reason, "a message")
     return {**body, "status": ctx.dump()}
 
@@ -78,9 +78,9 @@ def ready_of(obj: Body) -> str:
 
 
 def special_rows() -> list[tuple[str, Body]]:
-    not_observed = session_with(ACTIVE)
+    not_observed = session_with(Reason.ACTIVE)
     not_observed["metadata"]["generation"] = 2
-    deleting = session_with(DELETED)
+    deleting = session_with(Reason.DELETED)
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:05:00Z"
     return [(NO_STATUS, bare()), (NOT_OBSERVED, not_observed), (DELETING, deleting)]
 

@@ -18,7 +18,7 @@ from rdev_api import names, timing
 from rdev_api.conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
 from rdev_api.execresult import ExecError
 from rdev_api.models import Phase, Review, WebUIState
-from rdev_api.reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED, IDLE_TIMEOUT
+from rdev_api.reasons import END_MESSAGES, Reason
 
 from .. import builders, gitcmd
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
@@ -50,12 +50,12 @@ def end_reason(ctx: Ctx, *, deleting: bool = False) -> str | None:
     """Why the session ends now, if it does: checkin wins over expiry over idleness
     (known only once this reconcile has read the workspace) over deletion."""
     if ctx.spec.checkin is not None:
-        return CHECKED_IN
+        return Reason.CHECKED_IN
     if expires_in_s(ctx) <= 0:
-        return EXPIRED
+        return Reason.EXPIRED
     if idle_now(ctx):
-        return IDLE_TIMEOUT
-    return DELETED if deleting else None
+        return Reason.IDLE_TIMEOUT
+    return Reason.DELETED if deleting else None
 
 
 def created_at(ctx: Ctx) -> datetime:
@@ -88,26 +88,26 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
     web_ui_up = status.web_ui not in (None, WebUIState.STOPPED)
     if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES and web_ui_up:
         # Stopping the web UI is the slow part: say so while it happens.
-        ctx.summary(ENDING, "ending the session")
+        ctx.summary(Reason.ENDING, "ending the session")
         await flush(ctx, env)
     ctx.target = _last_target(ctx, env)
     if ctx.target is None:
-        if reason != DELETED:
+        if reason != Reason.DELETED:
             _kept_unreachable(ctx)
     else:
         try:
             if web_ui_up:
                 # First: a web UI that saves on SIGTERM writes into the worktree.
                 await stop_process(ctx, env)
-            if reason != DELETED:  # deletion reads the worktree as it removes it
-                push = reason == CHECKED_IN and push_due(ctx, env)
+            if reason != Reason.DELETED:  # deletion reads the worktree as it removes it
+                push = reason == Reason.CHECKED_IN and push_due(ctx, env)
                 await settle_worktree(ctx, env, status.branch if push else None)
         except ExecError as exc:
             if not exc.pod_gone:
                 raise
     await remove_preview(ctx, env)
     await _unlabel_pod(ctx, env)
-    if reason == CHECKED_IN and review_requested(ctx):
+    if reason == Reason.CHECKED_IN and review_requested(ctx):
         checkin = ctx.spec.checkin
         assert checkin is not None
         review = status.review or Review(requested=True, auto_merge=checkin.auto_merge)
@@ -156,11 +156,13 @@ def _record_push(ctx: Ctx, pushed: Push) -> None:
         branch=status.branch,
     )
     if pushed.pushed:
-        ctx.event("Normal", "BranchPushed", f"branch {status.branch} pushed to origin for review")
+        ctx.event(
+            "Normal", Reason.BRANCH_PUSHED, f"branch {status.branch} pushed to origin for review"
+        )
     else:
         ctx.event(
             "Warning",
-            "PushFailed",
+            Reason.PUSH_FAILED,
             f"branch {status.branch} was not pushed for review: {pushed.detail}",
         )
 
@@ -183,7 +185,7 @@ def _kept_unreachable(ctx: Ctx) -> None:
     if status.checkout_path and status.pod_name:
         ctx.event(
             "Warning",
-            "WorktreeKept",
+            Reason.WORKTREE_KEPT,
             f"project pod {status.pod_name} is not running; the worktree at"
             f" {status.checkout_path} was left in place",
         )
@@ -244,12 +246,16 @@ async def settle_worktree(
         return
     if removed.removal == Removal.KEPT:
         held = removed.held.describe() if removed.held is not None else "work"
-        ctx.event("Warning", "WorktreeKept", f"worktree {path} kept: it holds {held}")
+        ctx.event("Warning", Reason.WORKTREE_KEPT, f"worktree {path} kept: it holds {held}")
         return
     if removed.removal == Removal.REFUSED:
-        ctx.event("Warning", "WorktreeKept", f"git refused to remove {path}: {removed.detail}")
+        ctx.event(
+            "Warning", Reason.WORKTREE_KEPT, f"git refused to remove {path}: {removed.detail}"
+        )
         return
     if removed.removal == Removal.REMOVED:
-        ctx.event("Normal", "WorktreeRemoved", f"worktree {path} removed: it held no work")
+        ctx.event("Normal", Reason.WORKTREE_REMOVED, f"worktree {path} removed: it held no work")
     status.checkout_path = None
-    ctx.cond(CHECKOUT_READY, False, "WorktreeRemoved", "the worktree held no work and was removed")
+    ctx.cond(
+        CHECKOUT_READY, False, Reason.WORKTREE_REMOVED, "the worktree held no work and was removed"
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from rdev_api import Body, names
 from rdev_api.conditions import PREVIEW_READY
 from rdev_api.models import WebUIState
-from rdev_api.reasons import PREVIEW_NAME_TAKEN
+from rdev_api.reasons import Reason
 
 from .. import builders
 from ..context import Ctx, Env, Halt
@@ -47,7 +47,7 @@ async def _claim(
             raise KubeError(409, f"{kind} {name} was deleted while being created")
     if not builders.owned_by(current, ctx.uid):
         raise Halt(
-            PREVIEW_NAME_TAKEN,
+            Reason.PREVIEW_NAME_TAKEN,
             f"{kind} {name} exists and is not owned by this Session; rename the Session"
             f" or the {kind}",
         )
@@ -161,7 +161,7 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
         patched = await env.kube.patch_child(SERVICE, ctx.namespace, svc_name, patch)
         if patched is not None:
             env.store.services.put(patched)
-        ctx.event("Normal", "ServiceUpdated", f"preview Service now on port {port}")
+        ctx.event("Normal", Reason.SERVICE_UPDATED, f"preview Service now on port {port}")
     if settings.ingress_class and settings.ingress_host_template:
         values = builders.template_values(ctx.name, ctx.namespace, ctx.spec.project, port)
         ingress = builders.preview_ingress(
@@ -181,7 +181,7 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
     ctx.status.preview_url = builders.preview_url(
         settings.preview_url_template, ctx.name, ctx.namespace, ctx.spec.project, port
     )
-    ctx.cond(PREVIEW_READY, True, "ServiceReady", f"preview Service {svc_name} is ready")
+    ctx.cond(PREVIEW_READY, True, Reason.SERVICE_READY, f"preview Service {svc_name} is ready")
 
 
 async def remove_preview(ctx: Ctx, env: Env) -> None:

@@ -12,13 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from rdev_api import Body, names
-from rdev_api.reasons import (
-    CONTAINER_NOT_FOUND,
-    PROJECT_NOT_FOUND,
-    PROJECT_NOT_RUNNING,
-    PROJECT_POD_GONE,
-    PROJECT_POD_NOT_READY,
-)
+from rdev_api.reasons import Reason
 
 from .. import builders
 from ..context import Ctx, Env, Halt, PodTarget
@@ -44,7 +38,7 @@ def _wait_for_pod(ctx: Ctx, env: Env, name: str) -> Body:
         if pod_ready(pod):
             return pod
         raise Halt(
-            PROJECT_POD_NOT_READY,
+            Reason.PROJECT_POD_NOT_READY,
             f"project pod {name} is not Ready; the session waits for it, where its work is"
             f" ({where})",
         )
@@ -54,12 +48,12 @@ def _wait_for_pod(ctx: Ctx, env: Env, name: str) -> Body:
     if now - since < grace:
         ctx.due_in(grace - (now - since))
         raise Halt(
-            PROJECT_POD_NOT_READY,
+            Reason.PROJECT_POD_NOT_READY,
             f"project pod {name} is absent; the session waits for it to come back, where its"
             f" work is ({where})",
         )
     raise Halt(
-        PROJECT_POD_GONE,
+        Reason.PROJECT_POD_GONE,
         f"project pod {name} is gone; the session's work was at {where} on it. The session"
         " never moves to another pod: delete it and create a new Session to start again",
     )
@@ -76,16 +70,16 @@ def choose_target(ctx: Ctx, env: Env) -> None:
     if pod is None:
         message = (
             f"no pod labelled rdev.io/project={ctx.spec.project} in namespace {ctx.namespace}"
-            if waiting == PROJECT_NOT_FOUND
+            if waiting == Reason.PROJECT_NOT_FOUND
             else f"no pod of project {ctx.spec.project} is Running and Ready"
         )
-        raise Halt(waiting or PROJECT_NOT_RUNNING, message)
+        raise Halt(waiting or Reason.PROJECT_NOT_RUNNING, message)
     name = pod["metadata"]["name"]
     container = builders.pick_container(pod, ctx.spec.container)
     if container is None:
         have = ", ".join(c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or [])
         raise Halt(
-            CONTAINER_NOT_FOUND,
+            Reason.CONTAINER_NOT_FOUND,
             f"pod {name} has no container {ctx.spec.container} (it has: {have or 'none'})",
         )
     repo, root = builders.pod_paths(pod, env.settings.repo_path, env.settings.worktree_root)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rdev_api.reasons import Reason
+
 from ..context import Ctx, Env, iso
 from .ending import created_at, idle_deadline
 
@@ -47,4 +49,4 @@ def warn_before_stop(ctx: Ctx, env: Env) -> None:
             f"session {ctx.name} expires at {iso(deadline)} (expiresIn {ctx.spec.expires_in});"
             f" extend it with: {extend}"
         )
-    ctx.event("Warning", "ExpiringSoon", message)
+    ctx.event("Warning", Reason.EXPIRING_SOON, message)

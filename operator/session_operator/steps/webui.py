@@ -13,6 +13,7 @@ import asyncio
 from rdev_api.conditions import WEBUI_READY
 from rdev_api.execresult import ExecError, ExecResult
 from rdev_api.models import WebUIState
+from rdev_api.reasons import Reason
 
 from .. import metrics, webui
 from ..context import Ctx, Env
@@ -64,9 +65,9 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
     if started.started == Started.FAILED:
         status.web_ui = WebUIState.FAILED
         message = failed_message(ctx.name)
-        ctx.cond(WEBUI_READY, False, "WebUIFailed", message)
+        ctx.cond(WEBUI_READY, False, Reason.WEBUI_FAILED, message)
         detail = f" ({started.detail})" if started.detail else ""
-        ctx.event("Warning", "WebUIFailed", message + detail)
+        ctx.event("Warning", Reason.WEBUI_FAILED, message + detail)
         ctx.retry = True
         return
     status.web_ui = WebUIState.RUNNING
@@ -74,10 +75,10 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
         if was_running:
             status.web_ui_restarts = (status.web_ui_restarts or 0) + 1
             metrics.WEBUI_RESTARTS.inc()
-            ctx.event("Warning", "WebUIRestarted", "the web UI had exited; started it again")
+            ctx.event("Warning", Reason.WEBUI_RESTARTED, "the web UI had exited; started it again")
         else:
-            ctx.event("Normal", "WebUIStarted", "web UI started")
-    ctx.cond(WEBUI_READY, True, "Running", "web UI is running")
+            ctx.event("Normal", Reason.WEBUI_STARTED, "web UI started")
+    ctx.cond(WEBUI_READY, True, Reason.RUNNING, "web UI is running")
     ctx.due_in(env.settings.webui_check_interval.total_seconds())
 
 
@@ -98,7 +99,7 @@ async def stop_web_ui(ctx: Ctx, env: Env) -> None:
         stopped = await stop_process(ctx, env)
         if not stopped.ok:
             raise ExecError(f"stopping the web UI failed with {stopped.describe()}")
-        ctx.event("Normal", "WebUIStopped", "web UI stopped")
+        ctx.event("Normal", Reason.WEBUI_STOPPED, "web UI stopped")
     status.web_ui = WebUIState.STOPPED
-    ctx.cond(WEBUI_READY, True, "Stopped", "web UI not requested")
+    ctx.cond(WEBUI_READY, True, Reason.STOPPED, "web UI not requested")
     env.webui_checked.pop(ctx.key, None)
