@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: setup controlplane monitoring-crds kstatus-probe cluster cluster-down test unit test-cluster lint fmt typecheck crd settings-doc run bench bench-quick clean
+.PHONY: setup controlplane monitoring-crds kstatus-probe cluster cluster-down test unit test-cluster lint fmt typecheck crd docs run bench bench-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -60,9 +60,9 @@ typecheck: $(VENV)/.installed
 crd: $(VENV)/.installed
 	$(BIN)/python -m session_operator.crd
 
-## settings-doc: regenerate docs/settings.md from the Settings model
-settings-doc: $(VENV)/.installed
-	$(BIN)/python -m session_operator.settingsdoc
+## docs: regenerate docs/settings.md from the Settings model
+docs: $(VENV)/.installed
+	$(BIN)/python -m session_operator.docsgen
 
 ## run: local control plane + CRD + a sample project pod + the operator + a sample Session
 run: setup

@@ -160,7 +160,7 @@ class Settings(BaseSettings):
         description=(
             "JSON list of NetworkPolicy peers admitted to the web UI port, each "
             '`{"namespaceSelector": {"matchLabels": {...}}, "podSelector": {"matchLabels": '
-            "{...}}}` (either or both); empty: none (see *Security*)"
+            "{...}}}` (either or both); empty: none (see docs/security.md)"
         ),
     )
     namespaces: Annotated[tuple[str, ...], NoDecode] = Field(

@@ -1,8 +1,8 @@
 """Every reason the operator writes reads right in kstatus and in Argo CD's health script.
 
 The statuses come from the operator's own code (``Ctx.summary`` over the reasons
-table); the verdicts from the real libraries (see tests/gitops_verdicts.py). The
-README's GitOps table is generated here and must match.
+table); the verdicts from the real libraries (see tests/gitops_verdicts.py).
+The GitOps table of docs/operations.md is generated here and must match.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import pytest
 
 from gitops_verdicts import (
     DELETING,
+    GITOPS_DOC,
     LUA_SCRIPT,
     NO_STATUS,
     NOT_OBSERVED,
-    README,
     TABLE_BEGIN,
     TABLE_END,
     argocd,
+    gitops_table_text,
     kstatus,
-    readme_table_text,
 )
 from rdev_api import Body
 from rdev_api.models import Phase, SessionSpec
@@ -165,15 +165,15 @@ def generated_table() -> str:
     return "\n".join(lines)
 
 
-def test_readme_table_is_the_generated_one() -> None:
+def test_gitops_doc_table_is_the_generated_one() -> None:
     table = generated_table()
-    assert readme_table_text() == table, (
-        f"replace the README's table between {TABLE_BEGIN!r} and {TABLE_END!r} with:\n{table}"
+    assert gitops_table_text() == table, (
+        f"replace the table in {GITOPS_DOC} between {TABLE_BEGIN!r} and {TABLE_END!r}:\n{table}"
     )
 
 
-def test_readme_snippet_is_the_shipped_script() -> None:
-    text = README.read_text()
+def test_gitops_doc_snippet_is_the_shipped_script() -> None:
+    text = GITOPS_DOC.read_text()
     key = "resource.customizations.health.rdev.io_Session: |\n"
     block = text.split(key, 1)[1].split("```", 1)[0]
     assert textwrap.dedent(block) == LUA_SCRIPT.read_text()

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from session_operator import settingsdoc
+from rdev_api.reasons import REASONS
+from session_operator import docsgen
 from session_operator.settings import Settings, SettingsError, load_settings, unknown_variables
 
 
@@ -132,11 +133,19 @@ def test_every_setting_documents_itself() -> None:
 
 
 def test_docs_settings_md_is_generated_from_the_model() -> None:
-    """``python -m session_operator.settingsdoc --check``: fails when docs/settings.md is stale."""
-    assert settingsdoc.main(["--check"]) == 0
-    text = settingsdoc.DOC_PATH.read_text()
+    """``python -m session_operator.docsgen --check``: fails when docs/settings.md is stale."""
+    assert docsgen.main(["--check"]) == 0
+    text = docsgen.SETTINGS_DOC.read_text()
     for name in Settings.model_fields:
         assert text.count(f"| `RDEV_{name.upper()}` |") == 1, name
     assert "| `RDEV_EXEC_OUTPUT_LIMIT` | `1Mi` |" in text
     assert "| `RDEV_WEBUI_COMMAND` | `claude-code-ui` |" in text
     assert "| `RDEV_STALLED_RECHECK_INTERVAL` | `60s` |" in text
+
+
+def test_docs_api_md_reasons_table_is_generated_from_the_reasons() -> None:
+    text = docsgen.API_DOC.read_text()
+    block = text.split(docsgen.REASONS_BEGIN, 1)[1].split(docsgen.REASONS_END, 1)[0]
+    assert block.strip() == docsgen.reasons_table()
+    for reason in REASONS:
+        assert f"| `{reason}` |" in block
