@@ -22,9 +22,6 @@ DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1035_LABEL_RE = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_SESSION_NAME = 55  # "<name>-preview" must stay a valid Service name (63)
 
-# Extra OpenAPI keywords per field, picked up by crd.py.
-CEL = "x-kubernetes-validations"
-
 
 def _ref_field(description: str) -> Any:
     return Field(

@@ -1,4 +1,4 @@
-"""The reconcile of one key, the finalizer, and the workers that drive them off the queue.
+"""The reconcile of one key and the finalizer (workers.py drives them off the queue).
 
 A reconcile is level-based: it reads the Session from the store, runs the steps
 in order (end? -> pod -> turn and checkout -> label -> web UI -> preview ->

@@ -34,7 +34,7 @@ class NoDiffBase(kopf.DiffBaseStorage):  # type: ignore[misc]
     kopf's default stores the last handled spec in an annotation, which costs a
     write at creation and on every spec change, and a deep copy of the object on
     every watch event; nothing here needs either. Deletion is still detected
-    from deletionTimestamp, and daemons do not depend on diffs.
+    from deletionTimestamp.
     """
 
     def build(self, *, body: Any, extra_fields: Any = None) -> Any:
@@ -52,7 +52,6 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
     kopf_settings.persistence.diffbase_storage = NoDiffBase()
-    kopf_settings.execution.max_workers = settings.workers
     # Server-side filters: watch only project pods and our own Services.
     kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
     kopf_settings.watching.label_selectors[_core("services")] = SERVICE_SELECTOR
@@ -67,12 +66,13 @@ def _core(plural: str) -> Callable[[Any], bool]:
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas before any worker thread starts.
+    """Cap glibc's per-thread malloc arenas before any thread starts.
 
-    Each thread that allocates otherwise gets an arena of its own (up to eight
-    per core), and freed memory stays fragmented across them: with a pool of
-    reconcile threads that is most of the operator's idle RSS. Same effect as
-    MALLOC_ARENA_MAX; a no-op where libc is not glibc.
+    Reconciles run on the event loop, but a few threads remain (the metrics
+    endpoint, DNS lookups in aiohttp's executor); each thread that allocates
+    would otherwise get an arena of its own (up to eight per core), and freed
+    memory stays fragmented across them. Same effect as MALLOC_ARENA_MAX; a
+    no-op where libc is not glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import json
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from asynchelpers import aio
 from rdev_api import Body, execresult
 from rdev_api.execresult import ExecResult, parse_exit_status
 from rdev_api.reasons import Reason
@@ -368,14 +368,6 @@ class Harness:
         self.store.sessions.put(copy.deepcopy(body))
         meta = body["metadata"]
         return await self.controller.reconcile((meta["namespace"], meta["name"]))
-
-
-def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    @functools.wraps(fn)
-    def wrapper() -> None:
-        asyncio.run(fn())
-
-    return wrapper
 
 
 def make(pods: list[Body] | None = None) -> tuple[Harness, FakeKube, FakeExec, Clock]:

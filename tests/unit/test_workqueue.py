@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 
+from asynchelpers import aio
 from session_operator.backoff import BACKOFF_CAP_S, Backoff
 from session_operator.queue import WorkQueue, reserved_workers
-
-
-def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    @functools.wraps(fn)
-    def wrapper() -> None:
-        asyncio.run(asyncio.wait_for(fn(), timeout=10))
-
-    return wrapper
 
 
 def queue(base: float = 0.01, cap: float = 0.08) -> WorkQueue[str]:
