@@ -8,13 +8,18 @@ the mappers say: a key per Session whose reconcile could change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from rdev_api import Body
 from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 
 from .kube import Kube
 from .mappers import map_pod, map_service_deleted, map_session, pod_state, session_state
 from .queue import WorkQueue
-from .store import Key, Store, key_of
+from .store import Key, ObjectCache, Store, key_of
+
+S = TypeVar("S")
 
 # What the watches stream: the pods of projects and the operator's own Services.
 POD_SELECTOR = PROJECT_LABEL
@@ -45,32 +50,18 @@ class Informer:
         return counts
 
     def observe_session(self, event_type: str | None, body: Body) -> None:
-        key = key_of(body)
-        old = self.store.watched_sessions.get(key)
-        if event_type == "DELETED":
-            self.store.sessions.remove(key)
-            self.store.watched_sessions.pop(key, None)
-            new = None
-        else:
-            self.store.sessions.put(body)
-            new = session_state(body)
-            self.store.watched_sessions[key] = new
+        key, old, new = _ingest(
+            self.store.sessions, self.store.watched_sessions, event_type, body, session_state
+        )
         for target in map_session(key, old, new, self.store):
             self.queue.add(target)
 
     def observe_pod(self, event_type: str | None, body: Body) -> None:
-        key = key_of(body)
-        old = self.store.watched_pods.get(key)
-        cached = self.store.pods.get(key)
+        cached = self.store.pods.get(key_of(body))
         known = pod_state(cached) if cached is not None else None
-        if event_type == "DELETED":
-            self.store.pods.remove(key)
-            self.store.watched_pods.pop(key, None)
-            new = None
-        else:
-            self.store.pods.put(body)
-            new = pod_state(body)
-            self.store.watched_pods[key] = new
+        key, old, new = _ingest(
+            self.store.pods, self.store.watched_pods, event_type, body, pod_state
+        )
         for target in map_pod(key[0], old, new, self.store, known):
             self.queue.add(target)
 
@@ -84,3 +75,22 @@ class Informer:
         session = ((body.get("metadata") or {}).get("labels") or {}).get(SESSION_LABEL)
         for target in map_service_deleted(key[0], session, self.store):
             self.queue.add(target)
+
+
+def _ingest(
+    cache: ObjectCache,
+    watched: dict[Key, S],
+    event_type: str | None,
+    body: Body,
+    state: Callable[[Body], S],
+) -> tuple[Key, S | None, S | None]:
+    """Apply one watch event to the cache; return the key and its watched state before and after."""
+    key = key_of(body)
+    old = watched.get(key)
+    if event_type == "DELETED":
+        cache.remove(key)
+        watched.pop(key, None)
+        return key, old, None
+    cache.put(body)
+    new = watched[key] = state(body)
+    return key, old, new
