@@ -10,6 +10,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml ./
+COPY operator/rdev_api/ operator/rdev_api/
 COPY operator/session_operator/ operator/session_operator/
 # The venv gets no pip of its own (the builder's installs into it), and bytecode
 # is compiled here because the root filesystem is read-only at run time.

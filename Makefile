@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: setup controlplane monitoring-crds kstatus-probe cluster cluster-down test unit test-cluster lint fmt typecheck crd run bench bench-quick clean
+.PHONY: setup controlplane monitoring-crds kstatus-probe cluster cluster-down test unit test-cluster lint fmt typecheck crd docs run bench bench-quick clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -59,6 +59,10 @@ typecheck: $(VENV)/.installed
 ## crd: regenerate crds/ from the models
 crd: $(VENV)/.installed
 	$(BIN)/python -m session_operator.crd
+
+## docs: regenerate docs/settings.md from the Settings model
+docs: $(VENV)/.installed
+	$(BIN)/python -m session_operator.docsgen
 
 ## run: local control plane + CRD + a sample project pod + the operator + a sample Session
 run: setup

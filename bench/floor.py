@@ -31,13 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeapi import Kube
+from rdev_api import Body
+from rdev_api.names import PREVIEW_PORT, PROJECT_LABEL, SESSION_LABEL, WEBUI_PORT
 from session_operator.builders import webui_network_policy
 
-Body = dict[str, Any]
 GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
 FINALIZER = "rdev.io/bench-floor"
-SESSION_LABEL, PROJECT_LABEL = "rdev.io/session", "rdev.io/project"
-WEBUI_PORT, PREVIEW_PORT = 3001, 8080
 COMPONENT = "rdev-bench-floor"
 log = logging.getLogger("bench.floor")
 

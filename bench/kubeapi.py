@@ -23,9 +23,9 @@ from urllib.parse import urlencode
 import aiohttp
 import yaml
 
-from session_operator.podexec import parse_exit_status
+from rdev_api import Body
+from rdev_api.execresult import parse_exit_status
 
-Body = dict[str, Any]
 STDOUT, STDERR, ERROR = 1, 2, 3
 _PATH = re.compile(r"^/(?:api/v1|apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?/(?P<rest>.*)$")
 

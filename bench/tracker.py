@@ -13,11 +13,10 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from kubeapi import ApiError, Kube, now
+from rdev_api import Body
 
-Body = dict[str, Any]
 Pred = Callable[[Body | None], bool]
 GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
 log = logging.getLogger("bench.tracker")

@@ -8,6 +8,7 @@ $BIN/ruff check operator tests bench
 $BIN/ruff format --check operator tests bench
 $BIN/mypy
 $BIN/python -m session_operator.crd --check
+$BIN/python -m session_operator.docsgen --check
 bash hack/controlplane.sh down
 trap 'bash hack/controlplane.sh down' EXIT
 bash hack/controlplane.sh up

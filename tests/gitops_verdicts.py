@@ -6,7 +6,7 @@
   gopher-lua speaks 5.1), with Argo CD's own rule first: an object being deleted
   is "Progressing: Pending deletion" before any health script runs.
 
-The README's GitOps table (between the markers below) is what these say for
+The GitOps table of docs/operations.md (between the markers below) is what these say for
 every reason; tests/unit/test_gitops_health.py generates it and compares, and
 tests/integration/test_gitops_verdicts.py checks every state a live Session
 passes through against it.
@@ -23,7 +23,7 @@ from typing import Any
 from kubehelpers import ROOT
 
 LUA_SCRIPT = ROOT / "manifests" / "components" / "argocd" / "session-health.lua"
-README = ROOT / "README.md"
+GITOPS_DOC = ROOT / "docs" / "operations.md"
 TABLE_BEGIN = "<!-- gitops-verdicts:begin (generated: tests/unit/test_gitops_health.py) -->"
 TABLE_END = "<!-- gitops-verdicts:end -->"
 
@@ -88,9 +88,9 @@ def argocd(obj: dict[str, Any]) -> str:
     return str(result["status"])
 
 
-def readme_table() -> dict[str, tuple[str, str]]:
-    """The README's table: row key (a reason or a special row) -> (kstatus, Argo CD)."""
-    text = README.read_text()
+def gitops_table() -> dict[str, tuple[str, str]]:
+    """docs/operations.md's table: row key (a reason or a special row) -> (kstatus, Argo CD)."""
+    text = GITOPS_DOC.read_text()
     body = text.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0]
     rows: dict[str, tuple[str, str]] = {}
     for line in body.strip().splitlines()[2:]:
@@ -99,6 +99,6 @@ def readme_table() -> dict[str, tuple[str, str]]:
     return rows
 
 
-def readme_table_text() -> str:
-    text = README.read_text()
+def gitops_table_text() -> str:
+    text = GITOPS_DOC.read_text()
     return text.split(TABLE_BEGIN, 1)[1].split(TABLE_END, 1)[0].strip()

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -18,9 +19,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
+from rdev_api import GROUP, PLURAL, VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
+# What the operator image installs: the operator over the shared API, never the plugin.
+IMAGE_PACKAGES = ("rdev_api", "session_operator")
 T = TypeVar("T")
-GROUP, VERSION, PLURAL = "rdev.io", "v1alpha1", "sessions"
 
 
 def wait_for(
@@ -298,6 +302,12 @@ def gone(read: Callable[..., Any], *args: Any) -> bool:
     return False
 
 
+def delete_session(api: client.ApiClient, namespace: str, name: str) -> None:
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+
+
 def session_gone(api: client.ApiClient, namespace: str, name: str) -> bool:
     return gone(get_session, api, namespace, name)
 
@@ -364,3 +374,22 @@ def namespaced_overlay(where: Path, namespaces: str) -> Path:
             text = text.replace(f"value: {placeholder}\n", f"value: {namespaces}\n")
         (where / src.name).write_text(text)
     return where
+
+
+# The console script kubectl-session runs kubectl_session.cli:main, as this does
+# (test_dockerfile checks the entry point), from the code under test.
+PLUGIN = (sys.executable, "-m", "kubectl_session")
+
+
+def plugin(
+    kubeconfig: str, *args: str, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PLUGIN, *args],
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -9,26 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import GROUP, KIND, VERSION
-
-PROJECT_LABEL = "rdev.io/project"
-CREATED_BY_ANNOTATION = "rdev.io/created-by"
-SESSION_LABEL = "rdev.io/session"
-FEATURE_LABEL = "rdev.io/feature"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGER = "rdev-session-operator"
-REPO_PATH_ANNOTATION = "rdev.io/repo-path"
-WORKTREE_ROOT_ANNOTATION = "rdev.io/worktree-root"
-DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
-PREVIEW_PORT_NAME = "preview"
-
-
-def service_name(session: str) -> str:
-    return f"{session}-preview"
-
-
-def webui_policy_name(session: str) -> str:
-    return f"{session}-webui"
+from rdev_api import GROUP, KIND, VERSION
+from rdev_api.names import (
+    DEFAULT_CONTAINER_ANNOTATION,
+    FEATURE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGER,
+    PREVIEW_PORT_NAME,
+    PROJECT_LABEL,
+    REPO_PATH_ANNOTATION,
+    SESSION_LABEL,
+    WORKTREE_ROOT_ANNOTATION,
+    service_name,
+    webui_policy_name,
+)
 
 
 def child_labels(session: str, project: str, feature: str | None) -> dict[str, str]:
@@ -83,6 +77,22 @@ def pick_port(web_ui_running: bool, web_ui_port: int, preview_port: int) -> int:
     return web_ui_port if web_ui_running else preview_port
 
 
+def child_metadata(
+    name: str, session: str, namespace: str, uid: str, project: str, feature: str | None
+) -> dict[str, Any]:
+    """Every child's metadata: its name, the Session's labels and ownerReference."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": child_labels(session, project, feature),
+        "ownerReferences": [owner_reference(session, uid)],
+    }
+
+
+def preview_ports(port: int) -> list[dict[str, Any]]:
+    return [{"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}]
+
+
 def preview_service(
     *,
     session: str,
@@ -95,18 +105,13 @@ def preview_service(
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": service_name(session),
-            "namespace": namespace,
-            "labels": child_labels(session, project, feature),
-            "ownerReferences": [owner_reference(session, uid)],
-        },
+        "metadata": child_metadata(
+            service_name(session), session, namespace, uid, project, feature
+        ),
         "spec": {
             "type": "ClusterIP",
             "selector": {SESSION_LABEL: session},
-            "ports": [
-                {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
-            ],
+            "ports": preview_ports(port),
         },
     }
 
@@ -121,9 +126,7 @@ def service_port_patch(port: int) -> list[dict[str, Any]]:
         {
             "op": "replace",
             "path": "/spec/ports",
-            "value": [
-                {"name": PREVIEW_PORT_NAME, "protocol": "TCP", "port": port, "targetPort": port}
-            ],
+            "value": preview_ports(port),
         }
     ]
 
@@ -167,12 +170,9 @@ def preview_ingress(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {
-            "name": service_name(session),
-            "namespace": namespace,
-            "labels": child_labels(session, project, feature),
-            "ownerReferences": [owner_reference(session, uid)],
-        },
+        "metadata": child_metadata(
+            service_name(session), session, namespace, uid, project, feature
+        ),
         "spec": {
             "ingressClassName": ingress_class,
             "rules": [
@@ -227,12 +227,9 @@ def webui_network_policy(
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {
-            "name": webui_policy_name(session),
-            "namespace": namespace,
-            "labels": child_labels(session, project, feature),
-            "ownerReferences": [owner_reference(session, uid)],
-        },
+        "metadata": child_metadata(
+            webui_policy_name(session), session, namespace, uid, project, feature
+        ),
         "spec": {
             "podSelector": {"matchLabels": {SESSION_LABEL: session}},
             "policyTypes": ["Ingress"],
@@ -264,12 +261,3 @@ def pod_paths(pod: dict[str, Any], repo_path: str, worktree_root: str) -> tuple[
         annotations.get(REPO_PATH_ANNOTATION) or repo_path,
         annotations.get(WORKTREE_ROOT_ANNOTATION) or worktree_root,
     )
-
-
-def checkout_path(worktree_root: str, session: str) -> str:
-    return f"{worktree_root.rstrip('/')}/{session}"
-
-
-def run_dir(worktree_root: str, session: str) -> str:
-    """Web UI pid file and log live here, outside the checkout."""
-    return f"{worktree_root.rstrip('/')}/.rdev/{session}"

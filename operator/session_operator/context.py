@@ -1,4 +1,6 @@
-"""One reconcile's state (``Ctx``) and the ports it talks through (``Env``).
+"""One reconcile's state (``Ctx``), the operator's shared ``Env``, and status I/O.
+
+The ports ``Env`` holds are in ports.py, the per-project locks in locks.py.
 
 Steps read and write the context only: the parsed spec, the status draft, the
 pod target, the clock, the Events to post and the deadlines to wake at. The
@@ -8,54 +10,26 @@ when a step must persist before a slow part (``flush``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
-from . import API_VERSION, KIND
-from .conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
-from .models import Phase, SessionSpec, SessionStatus
-from .podexec import ExecResult
-from .reasons import Mode, lookup
+from rdev_api import API_VERSION, KIND, Body
+from rdev_api.conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
+from rdev_api.execresult import ExecResult
+from rdev_api.models import Phase, SessionSpec, SessionStatus
+from rdev_api.reasons import Mode, lookup
+
+from .locks import KeyedLocks
+from .ports import EventPort, ExecPort, KubePort
 from .settings import Settings
 from .store import Key, Store
 
 log = logging.getLogger("session_operator")
-Body = dict[str, Any]
 
 
 # Per Session: (stalled reason, generation) and when this process saw that stall begin.
 StallMarks = dict[Key, tuple[tuple[str, int], datetime]]
-
-
-class KubePort(Protocol):
-    async def patch_session_status(
-        self, namespace: str, name: str, status: Body
-    ) -> Body | None: ...
-    async def patch_pod(self, namespace: str, name: str, patch: Body) -> bool: ...
-    async def get_child(self, kind: str, namespace: str, name: str) -> Body | None: ...
-    async def create_child(self, body: Body) -> Body | None: ...
-    async def patch_child(
-        self, kind: str, namespace: str, name: str, patch: Any
-    ) -> Body | None: ...
-    async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool: ...
-    async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None: ...
-
-
-class ExecPort(Protocol):
-    async def run(
-        self,
-        namespace: str,
-        pod: str,
-        container: str | None,
-        argv: Sequence[str],
-        *,
-        step: str,
-        timeout_s: float | None = None,
-    ) -> ExecResult: ...
 
 
 def iso(ts: datetime) -> str:
@@ -190,122 +164,13 @@ def draft_status(body: Body) -> tuple[SessionStatus, Body]:
     )
 
 
-class LockBusy(Exception):
-    """A per-key lock is taken: a worker does not wait for it, its key is requeued."""
-
-    def __init__(self, key: Key) -> None:
-        super().__init__(f"{key[0]}/{key[1]} is busy")
-        self.key = key
-
-
-class KeyedLocks:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it.
-
-    Workers take a lock with ``try_acquire`` (``LockBusy`` when it is taken) and
-    ask to be woken with ``when_free``; only the finalizer, outside the workers,
-    waits with ``acquire``, never longer than its timeout. Waiters are woken one
-    at a time, in order: the lock's release wakes the next, and a woken waiter
-    whose run ends without taking the lock (``ran``) passes its turn on, so no
-    wake-up is lost and a release never wakes the whole line.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[Key, tuple[asyncio.Lock, int]] = {}
-        self._waiters: dict[Key, dict[Hashable, Callable[[], None]]] = {}  # in order
-        self._turn_of: dict[Key, Hashable] = {}  # the waiter woken for a lock, not yet run
-        self._turns: dict[Hashable, Key] = {}
-
-    def acquire(self, key: Key, timeout_s: float | None = None) -> _Held:
-        """Wait for the lock, at most ``timeout_s`` (then TimeoutError)."""
-        return _Held(self, key, wait=True, timeout_s=timeout_s)
-
-    def try_acquire(self, key: Key) -> _Held:
-        """Take the lock now, or raise LockBusy if anyone holds or waits for it."""
-        return _Held(self, key, wait=False)
-
-    def when_free(self, key: Key, waiter: Hashable, wake: Callable[[], None]) -> None:
-        """Call ``wake`` once it is ``waiter``'s turn to try ``key`` (now, if it is free).
-
-        Asking again while waiting keeps the waiter's place.
-        """
-        self._waiters.setdefault(key, {}).setdefault(waiter, wake)
-        self._pass_on(key)
-
-    def ran(self, waiter: Hashable) -> None:
-        """``waiter``'s run ended: a turn it did not use goes to the next waiter."""
-        key = self._turns.pop(waiter, None)
-        if key is not None:
-            del self._turn_of[key]
-            self._pass_on(key)
-
-    def _taken(self, key: Key) -> None:
-        """Someone took the lock: the woken waiter's turn is used (its release passes on)."""
-        waiter = self._turn_of.pop(key, None)
-        if waiter is not None:
-            del self._turns[waiter]
-
-    def _pass_on(self, key: Key) -> None:
-        """Wake the next waiter if nobody holds ``key`` and no woken waiter is yet to run."""
-        if key in self._locks or key in self._turn_of:
-            return
-        waiters = self._waiters.get(key)
-        if not waiters:
-            return
-        waiter = next(iter(waiters))
-        wake = waiters.pop(waiter)
-        if not waiters:
-            del self._waiters[key]
-        self._turn_of[key] = waiter
-        self._turns[waiter] = key
-        wake()
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-
-class _Held:
-    def __init__(
-        self, owner: KeyedLocks, key: Key, *, wait: bool, timeout_s: float | None = None
-    ) -> None:
-        self.owner = owner
-        self.key = key
-        self.wait = wait
-        self.timeout_s = timeout_s
-
-    async def __aenter__(self) -> None:
-        locks = self.owner._locks
-        if not self.wait and self.key in locks:
-            raise LockBusy(self.key)
-        lock, users = locks.get(self.key, (asyncio.Lock(), 0))
-        locks[self.key] = (lock, users + 1)
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                await lock.acquire()
-        except BaseException:
-            self._release_user()
-            raise
-        self.owner._taken(self.key)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.owner._locks[self.key][0].release()
-        self._release_user()
-
-    def _release_user(self) -> None:
-        locks = self.owner._locks
-        lock, users = locks[self.key]
-        if users > 1:
-            locks[self.key] = (lock, users - 1)
-            return
-        del locks[self.key]
-        self.owner._pass_on(self.key)
-
-
 @dataclass
 class Env:
     """The ports and shared state every step may use; one per operator."""
 
     settings: Settings
     kube: KubePort
+    events: EventPort
     execs: ExecPort
     store: Store
     project_locks: KeyedLocks = field(default_factory=KeyedLocks)
@@ -396,8 +261,8 @@ async def post_events(ctx: Ctx, env: Env) -> None:
     normal = [(r, m) for k, r, m in events if k == "Normal"]
     for kind, reason, message in events:
         if kind != "Normal":
-            await env.kube.post_event(ctx.body, kind, reason, message)
+            await env.events.post_event(ctx.body, kind, reason, message)
     if normal:
-        await env.kube.post_event(
+        await env.events.post_event(
             ctx.body, "Normal", normal[-1][0], "; ".join(m for _, m in normal)
         )

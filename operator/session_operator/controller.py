@@ -1,4 +1,4 @@
-"""The reconcile of one key, the finalizer, and the workers that drive them off the queue.
+"""The reconcile of one key and the finalizer (workers.py drives them off the queue).
 
 A reconcile is level-based: it reads the Session from the store, runs the steps
 in order (end? -> pod -> turn and checkout -> label -> web UI -> preview ->
@@ -19,14 +19,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rdev_api import Body
+from rdev_api.conditions import READY, STALLED, without
+from rdev_api.execresult import ExecError
+from rdev_api.models import TERMINAL_PHASES, SessionSpec
+from rdev_api.names import CREATED_BY_ANNOTATION
+from rdev_api.reasons import Reason, lookup
+
 from . import metrics
-from .builders import CREATED_BY_ANNOTATION
-from .conditions import READY, STALLED, without
 from .context import (
     Ctx,
     Env,
     Halt,
-    LockBusy,
     StallMarks,
     draft_status,
     flush,
@@ -34,15 +38,12 @@ from .context import (
     parse_ts,
     post_events,
 )
-from .execresult import ExecError
-from .models import TERMINAL_PHASES, SessionSpec
+from .locks import LockBusy
 from .queue import WorkQueue
-from .reasons import ACTIVE, EXEC_FAILED, IDLE_TIMEOUT, INVALID_SPEC, PROGRESS_DEADLINE, lookup
 from .steps import checkout, ending, preview, project, warnings, webui, workspace
 from .store import Key, key_of, slim_session
 
 log = logging.getLogger(__name__)
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def stall_since(ctx: Ctx, reason: str, marks: StallMarks) -> datetime:
 
 def apply_halt(ctx: Ctx, halt: Halt, env: Env) -> None:
     """Record why the steps stopped; waiting on others or a person is not slow provisioning."""
-    if halt.reason != PROGRESS_DEADLINE:
+    if halt.reason != Reason.PROGRESS_DEADLINE:
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
     ctx.summary(halt.reason, halt.message)
@@ -168,7 +169,9 @@ class Controller:
         except Exception as exc:
             outcome = "error"
             logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)
-            await self.env.kube.post_event(body, "Warning", "ReconcileError", str(exc)[:500])
+            await self.env.events.post_event(
+                body, "Warning", Reason.RECONCILE_ERROR, str(exc)[:500]
+            )
             return Result(failed=True)
         finally:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
@@ -181,7 +184,7 @@ class Controller:
         except ValidationError as exc:
             ctx = new_ctx(body, SessionSpec.model_construct(project=""), now)
             problems = "; ".join(str(e["msg"]) for e in exc.errors())
-            ctx.summary(INVALID_SPEC, f"invalid spec: {problems}")
+            ctx.summary(Reason.INVALID_SPEC, f"invalid spec: {problems}")
             ctx.status.observed_generation = ctx.generation
             return Result(wrote_status=await flush(ctx, self.env))
         ctx = new_ctx(body, spec, now)
@@ -202,15 +205,16 @@ class Controller:
         failed = False
         try:
             await self._provision(ctx)
-            if workspace.idle_now(ctx):
-                await ending.end_session(ctx, self.env, IDLE_TIMEOUT)
+            reason = ending.end_reason(ctx)  # idleness is known once the workspace was read
+            if reason is not None:
+                await ending.end_session(ctx, self.env, reason)
                 await flush(ctx, self.env)
                 return Result(wrote_status=ctx.wrote)
         except Halt as halt:
             apply_halt(ctx, halt, self.env)
         except ExecError as exc:
             failed = True
-            ctx.summary(EXEC_FAILED, str(exc))
+            ctx.summary(Reason.EXEC_FAILED, str(exc))
             try:
                 checkout.check_progress_deadline(ctx, self.env)
             except Halt as halt:
@@ -235,7 +239,7 @@ class Controller:
         await preview.ensure_preview(ctx, env)
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
-        ctx.summary(ACTIVE, "session is active")
+        ctx.summary(Reason.ACTIVE, "session is active")
         await workspace.refresh_changes(ctx, env)
 
     # Finalizer --------------------------------------------------------------

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from . import GROUP, KIND, PLURAL, VERSION
-from .durations import EXPIRES_IN_RE
-from .models import DNS1035_LABEL_RE, MAX_SESSION_NAME, SessionSpec, SessionStatus
-from .refnames import REF_RULES
+from rdev_api import GROUP, KIND, PLURAL, VERSION
+from rdev_api.durations import EXPIRES_IN_RE
+from rdev_api.models import DNS1035_LABEL_RE, MAX_SESSION_NAME, SessionSpec, SessionStatus
+from rdev_api.refnames import REF_RULES
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "sessions.rdev.io.yaml"
 

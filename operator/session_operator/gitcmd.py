@@ -11,12 +11,40 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
-from .execresult import ExecResult
-from .sanitize import one_line
+from rdev_api.execresult import ExecResult
+from rdev_api.sanitize import one_line
 
 Argv = list[str]
+
+
+class Exit(IntEnum):
+    """The exit codes the scripts end with and the readers branch on: one name for both.
+
+    Each script starts with ``E_<NAME>=<code>`` for every member (``_EXITS``), so a
+    script says ``exit "$E_PATH_TAKEN"`` where its reader says ``Exit.PATH_TAKEN``.
+    """
+
+    FETCH_FAILED = 10
+    BRANCH_MISSING = 20
+    FROM_MISSING = 21
+    NOT_A_BRANCH = 22  # a tag or a commit: ``named=`` says which
+    BRANCH_EXISTS = 23  # newBranch exists: ``exists=`` says where
+    PATH_TAKEN = 30
+    HOLDS_OTHER = 31  # ``holds=`` names the branch
+    LEFT_BEHIND = 32  # another Session's worktree with work: its holdings follow
+    ADD_FAILED = 40
+    NO_SCRATCH = 49
+    UNREADABLE = 50  # the worktree's state could not be read
+    REMOVE_REFUSED = 52
+    ASSESS_FAILED = 53
+    MARK_FAILED = 54
+    NO_COMMIT = 60  # as ``push_exit=``: HEAD has no commit to push
+    TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
+
+
+_EXITS = "".join(f"E_{code.name}={code.value}\n" for code in Exit)
 
 
 _CHECKED_OUT = re.compile(r"already (checked out|used by worktree) at", re.IGNORECASE)
@@ -44,12 +72,15 @@ resolve() {
 # Listings stay in the pod: a scratch folder holds them, and only counts (and a
 # few names) come back, so a worktree with a million files costs the operator
 # a few bytes. Counting from a file rather than a pipe keeps git's exit status.
-_SCRATCH = r"""
-scratch="$(mktemp -d)" || exit 49
+_SCRATCH = (
+    _EXITS
+    + r"""
+scratch="$(mktemp -d)" || exit "$E_NO_SCRATCH"
 trap 'rm -rf -- "$scratch"' EXIT
-trap 'exit 143' TERM INT HUP
+trap 'exit "$E_TERMINATED"' TERM INT HUP
 nuls() { tr -cd '\000' <"$1" | wc -c | tr -d ' '; }
 """
+)
 
 _COUNTS = r"""
 counts() {
@@ -114,26 +145,27 @@ EOF_FLAGS
 )
 
 PRECHECK_SCRIPT = (
-    r"""
+    _EXITS
+    + r"""
 set -u
 repo="$1"; branch="$2"; new="$3"; from="$4"; own="$5"
 """
     + _RESOLVE
     + r"""
-git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit 10
+git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit "$E_FETCH_FAILED"
 if [ "$new" != "new" ]; then
   # Only a branch will do: a tag or a commit would be checked out detached.
   for r in "refs/remotes/origin/$branch" "refs/heads/$branch"; do
     if git -C "$repo" show-ref --verify --quiet "$r"; then echo "start="; exit 0; fi
   done
   if git -C "$repo" show-ref --verify --quiet "refs/tags/$branch"; then
-    echo "named=tag"; exit 22
+    echo "named=tag"; exit "$E_NOT_A_BRANCH"
   fi
   if git -C "$repo" rev-parse --verify --quiet --end-of-options "$branch^{commit}" >/dev/null
   then
-    echo "named=commit"; exit 22
+    echo "named=commit"; exit "$E_NOT_A_BRANCH"
   fi
-  exit 20
+  exit "$E_BRANCH_MISSING"
 fi
 # newBranch only ever creates: a branch that exists is someone's work, unless
 # this Session made it itself (an attempt that stopped mid-checkout).
@@ -143,7 +175,7 @@ if git -C "$repo" show-ref --verify --quiet "refs/remotes/origin/$branch"; then
   where="${where:+$where,}origin"
 fi
 if [ -n "$where" ] && { [ "$own" != "own" ] || [ "$where" != "local" ]; }; then
-  echo "exists=$where"; exit 23
+  echo "exists=$where"; exit "$E_BRANCH_EXISTS"
 fi
 if [ -z "$from" ]; then
   from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
@@ -151,7 +183,7 @@ if [ -z "$from" ]; then
   [ -n "$from" ] || from=main
 fi
 echo "from=$from"
-start="$(resolve "$from")" || exit 21
+start="$(resolve "$from")" || exit "$E_FROM_MISSING"
 echo "start=$start"
 """
 )
@@ -163,17 +195,17 @@ CHECKOUT_SCRIPT = (
 set -u
 repo="$1"; path="$2"; branch="$3"; start="$4"; run="$5"; uid="$6"; own="$7"
 if [ -e "$path" ]; then
-  top="$(git -C "$path" rev-parse --show-toplevel 2>/dev/null)" || exit 30
-  [ "$top" = "$(cd "$path" && pwd -P)" ] || exit 30
+  top="$(git -C "$path" rev-parse --show-toplevel 2>/dev/null)" || exit "$E_PATH_TAKEN"
+  [ "$top" = "$(cd "$path" && pwd -P)" ] || exit "$E_PATH_TAKEN"
   current="$(git -C "$path" symbolic-ref --quiet --short HEAD)" || current=""
-  if [ "$current" != "$branch" ]; then echo "holds=$current"; exit 31; fi
+  if [ "$current" != "$branch" ]; then echo "holds=$current"; exit "$E_HOLDS_OTHER"; fi
   left="$(cat "$run/session-uid" 2>/dev/null)" || left=""
   if [ "$left" != "$uid" ]; then
     # Left behind by another Session of this name: adopt it only when empty.
     if assess "$path" >"$scratch/left"; then
-      printf '%s\n' '--rdev-held--'; cat "$scratch/left"; exit 32
+      printf '%s\n' '--rdev-held--'; cat "$scratch/left"; exit "$E_LEFT_BEHIND"
     elif [ $? -ne 1 ]; then
-      exit 53
+      exit "$E_ASSESS_FAILED"
     fi
   fi
   echo "added=no"
@@ -183,20 +215,20 @@ elif [ -n "$start" ]; then
     # This Session made the branch in an attempt that stopped before the worktree.
     if [ "$own" = "own" ] && git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"
     then
-      git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit 40
+      git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit "$E_ADD_FAILED"
     else
-      echo "$err" >&2; exit 40
+      echo "$err" >&2; exit "$E_ADD_FAILED"
     fi
   fi
   echo "added=yes"
 else
-  git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit 40
+  git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit "$E_ADD_FAILED"
   echo "added=yes"
 fi
-mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid" || exit 54
+mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid" || exit "$E_MARK_FAILED"
 echo "commit=$(git -C "$path" rev-parse --verify HEAD)"
 printf '%s\n' '--rdev-changes--'
-counts "$path" || exit 50
+counts "$path" || exit "$E_UNREADABLE"
 """
 )
 
@@ -218,7 +250,7 @@ if [ "$push" = "push" ]; then
     git -c core.pager=cat -C "$path" push --quiet origin "HEAD:refs/heads/$branch" </dev/null
     echo "push_exit=$?"
   else
-    echo "push_exit=60"
+    echo "push_exit=$E_NO_COMMIT"
   fi
 fi
 printf '%s\n' '--rdev-pushed--'
@@ -226,9 +258,9 @@ assess "$path"
 held=$?
 printf '%s\n' '--rdev-verdict--'
 if [ "$held" -eq 0 ]; then echo "kept"; exit 0; fi
-[ "$held" -eq 1 ] || exit 50
+[ "$held" -eq 1 ] || exit "$E_UNREADABLE"
 [ "$remove" = "remove" ] || { echo "untouched"; exit 0; }
-git -C "$repo" worktree remove -- "$path" || exit 52
+git -C "$repo" worktree remove -- "$path" || exit "$E_REMOVE_REFUSED"
 rm -rf -- "$run"
 echo "removed"
 """
@@ -239,7 +271,7 @@ CHANGES_SCRIPT = (
     _SCRATCH
     + _COUNTS
     + r"""
-counts "$1" || exit 10
+counts "$1" || exit "$E_UNREADABLE"
 printf '%s\n' '--rdev-activity--'
 # A fingerprint of everything that counts as activity: HEAD and branch, the
 # status, size and time of every changed or untracked file, the web UI's log.
@@ -438,17 +470,17 @@ class Precheck:
 
 def read_precheck(result: ExecResult) -> Precheck:
     fields = parse_fields(result.stdout)
-    if result.returncode == 20:
+    if result.returncode == Exit.BRANCH_MISSING:
         return Precheck(Found.BRANCH_MISSING)
-    if result.returncode == 21:
+    if result.returncode == Exit.FROM_MISSING:
         return Precheck(Found.FROM_MISSING, from_ref=fields.get("from"))
-    if result.returncode == 22:
+    if result.returncode == Exit.NOT_A_BRANCH:
         return Precheck(Found.NOT_A_BRANCH, named=fields.get("named", "commit"))
-    if result.returncode == 23:
+    if result.returncode == Exit.BRANCH_EXISTS:
         where = tuple(w for w in fields.get("exists", "").split(",") if w in ("local", "origin"))
         return Precheck(Found.EXISTS, where=where or ("local",))
     if not result.ok:
-        step = "git fetch" if result.returncode == 10 else "the branch check"
+        step = "git fetch" if result.returncode == Exit.FETCH_FAILED else "the branch check"
         return Precheck(Found.FAILED, detail=f"{step} failed with {result.describe()}")
     return Precheck(Found.OK, start=fields.get("start") or None, from_ref=fields.get("from"))
 
@@ -476,14 +508,14 @@ class Checkout:
 def read_checkout(result: ExecResult) -> Checkout:
     head, _, state = result.stdout.partition("--rdev-changes--\n")
     fields = parse_fields(head)
-    if result.returncode == 30:
+    if result.returncode == Exit.PATH_TAKEN:
         return Checkout(Placed.PATH_TAKEN)
-    if result.returncode == 31:
+    if result.returncode == Exit.HOLDS_OTHER:
         return Checkout(Placed.HOLDS_OTHER, holds=fields.get("holds", ""))
-    if result.returncode == 32:
+    if result.returncode == Exit.LEFT_BEHIND:
         held = Holdings.parse(result.stdout.partition("--rdev-held--\n")[2])
         return Checkout(Placed.LEFT_BEHIND, held=held)
-    if result.returncode == 40 and checkout_refused_elsewhere(result.stderr):
+    if result.returncode == Exit.ADD_FAILED and checkout_refused_elsewhere(result.stderr):
         return Checkout(Placed.BRANCH_ELSEWHERE)
     if not result.ok or not fields.get("commit"):
         return Checkout(Placed.FAILED, detail=f"git worktree add failed with {result.describe()}")
@@ -538,7 +570,7 @@ def read_end(result: ExecResult) -> tuple[Push | None, Remove]:
     if result.ok and fields.get("removed") == "gone":
         return push, Remove(Removal.GONE)
     state, _, verdict = rest.partition("--rdev-verdict--\n")
-    if not marked or (not result.ok and result.returncode != 52):
+    if not marked or (not result.ok and result.returncode != Exit.REMOVE_REFUSED):
         failed = ExecResult(result.returncode, "", result.stderr)
         return push, Remove(
             Removal.FAILED, detail=f"reading the worktree failed with {failed.describe()}"
@@ -546,7 +578,7 @@ def read_end(result: ExecResult) -> tuple[Push | None, Remove]:
     held = Holdings.parse(state)
     if verdict.strip() in (Removal.KEPT, Removal.UNTOUCHED):
         return push, Remove(Removal(verdict.strip()), held)
-    if result.returncode == 52:
+    if result.returncode == Exit.REMOVE_REFUSED:
         return push, Remove(Removal.REFUSED, held, detail=result.describe())
     return push, Remove(Removal.REMOVED, held)
 

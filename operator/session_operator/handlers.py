@@ -1,4 +1,5 @@
-"""kopf glue only: watch events go to the App (store, mappers, queue); deletions to the finalizer.
+"""kopf glue only: watch events go to the informer (store, mappers, queue), deletions to
+the finalizer.
 
 The App reaches every handler through kopf's ``memo`` (set in the start-up
 handler), never through a module global.
@@ -10,10 +11,12 @@ from typing import Any
 
 import kopf
 
-from . import GROUP, PLURAL, VERSION
+from rdev_api import GROUP, PLURAL, VERSION
+from rdev_api.execresult import ExecError
+from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
+from rdev_api.reasons import Reason
+
 from .app import App
-from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
-from .execresult import ExecError
 from .kube import KubeError
 
 
@@ -26,7 +29,7 @@ def app_of(memo: Any) -> App:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def session_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_session(event.get("type"), dict(event["object"]))
+    app_of(memo).informer.observe_session(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, retries=None, backoff=5.0)
@@ -42,20 +45,19 @@ async def session_delete(
             # Never hold the finalizer forever: the worktree stays where it is.
             message = f"giving up on cleaning the worktree after {retry + 1} attempts: {exc}"
             logger.warning(message)
-            await app.kube.post_event(plain, "Warning", "WorktreeKept", message)
+            await app.env.events.post_event(plain, "Warning", Reason.WORKTREE_KEPT, message)
             return
-        delay = app.settings.retry_interval.total_seconds() * (retry + 1)
-        raise kopf.TemporaryError(str(exc), delay=delay) from exc
+        raise kopf.TemporaryError(str(exc), delay=app.queue.backoff.delay(retry + 1)) from exc
 
 
 @kopf.on.event("", "v1", "pods", labels={PROJECT_LABEL: kopf.PRESENT})
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_pod(event.get("type"), dict(event["object"]))
+    app_of(memo).informer.observe_pod(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.event("", "v1", "services", labels={MANAGED_BY_LABEL: MANAGER})
 async def service_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    app_of(memo).observe_service(event.get("type"), dict(event["object"]))
+    app_of(memo).informer.observe_service(event.get("type"), dict(event["object"]))
 
 
 def _deep(body: Any) -> Any:

@@ -14,23 +14,17 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import socket
-import time
 from collections.abc import Awaitable
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from . import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from .events import EventAggregator
+from rdev_api import GROUP, PLURAL, VERSION, Body
 
 log = logging.getLogger(__name__)
-COMPONENT = "rdev-session-operator"
-Body = dict[str, Any]
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT_S = 30.0
@@ -114,7 +108,6 @@ class Kube:
         self.custom: Any = client.CustomObjectsApi(self.api_client)
         self.net: Any = client.NetworkingV1Api(self.api_client)
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
-        self.events = EventAggregator()
 
     async def close(self) -> None:
         await self.api_client.close()
@@ -133,35 +126,37 @@ class Kube:
         )
         return (await _send(call, (404,)))[1]
 
-    async def list_objects(
-        self, kind: str, namespace: str | None, selector: str = ""
+    async def _list(
+        self, namespaced: Any, everywhere: Any, namespace: str | None, **kw: Any
     ) -> list[Body]:
-        """One LIST (pods, services or sessions)."""
-        kw: dict[str, Any] = {"_preload_content": False}
-        if selector:
-            kw["label_selector"] = selector
-        call: Awaitable[Any]
-        if kind == "sessions":
-            if namespace:
-                call = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, **kw
-                )
-            else:
-                call = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
-        elif kind == "pods":
-            call = (
-                self.core.list_namespaced_pod(namespace, **kw)
-                if namespace
-                else self.core.list_pod_for_all_namespaces(**kw)
-            )
-        else:
-            call = (
-                self.core.list_namespaced_service(namespace, **kw)
-                if namespace
-                else self.core.list_service_for_all_namespaces(**kw)
-            )
+        kw["_preload_content"] = False
+        call = namespaced(namespace, **kw) if namespace else everywhere(**kw)
         body = (await _send(call))[1] or {}
         return list(body.get("items") or [])
+
+    async def list_sessions(self, namespace: str | None) -> list[Body]:
+        custom = self.custom
+        return await self._list(
+            lambda ns, **kw: custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, **kw),
+            lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
+            namespace,
+        )
+
+    async def list_pods(self, namespace: str | None, selector: str) -> list[Body]:
+        return await self._list(
+            self.core.list_namespaced_pod,
+            self.core.list_pod_for_all_namespaces,
+            namespace,
+            label_selector=selector,
+        )
+
+    async def list_services(self, namespace: str | None, selector: str) -> list[Body]:
+        return await self._list(
+            self.core.list_namespaced_service,
+            self.core.list_service_for_all_namespaces,
+            namespace,
+            label_selector=selector,
+        )
 
     async def ensure_cluster_peering(self, name: str) -> bool:
         """Create kopf's ClusterKopfPeering; False when its CRD is not installed yet."""
@@ -218,58 +213,13 @@ class Kube:
         status, _ = await _send(call, (404, 409))
         return status != 409
 
-    # Events ---------------------------------------------------------------
-    async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
-        """A core/v1 Event on the Session; repeats are counted on one object.
+    # Events (built and counted by events.EventRecorder) ---------------------
+    async def create_event(self, namespace: str, body: Body) -> None:
+        await _send(self.core.create_namespaced_event(namespace, body, _preload_content=False))
 
-        Failures are logged, never raised: an Event is never worth a failed reconcile.
-        """
-        meta = session["metadata"]
-        message = message[:1024]
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        key = (meta["namespace"], meta["name"], str(meta.get("uid")), kind, reason, message)
-        clock = time.monotonic()
-        try:
-            repeat = self.events.repeat_of(key, clock)
-            if repeat is not None:
-                patch = {"count": repeat.count, "lastTimestamp": now}
-                call = self.core.patch_namespaced_event(
-                    repeat.name,
-                    meta["namespace"],
-                    patch,
-                    _preload_content=False,
-                    _content_type=MERGE,
-                )
-                status, _ = await _send(call, (404,))
-                if status != 404:
-                    return
-                self.events.forget(key)  # expired or deleted: start a new one
-            name = f"{meta['name']}.{secrets.token_hex(8)}"
-            body = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": name, "namespace": meta["namespace"]},
-                "involvedObject": {
-                    "apiVersion": API_VERSION,
-                    "kind": KIND,
-                    "name": meta["name"],
-                    "namespace": meta["namespace"],
-                    "uid": meta.get("uid"),
-                },
-                "type": kind,
-                "reason": reason,
-                "message": message,
-                "source": {"component": COMPONENT},
-                "reportingComponent": COMPONENT,
-                "reportingInstance": self.instance[:128],
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "eventTime": None,
-                "count": 1,
-            }
-            await _send(
-                self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
-            )
-            self.events.created(key, name, now, clock)
-        except (KubeError, OSError) as exc:
-            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc)
+    async def patch_event(self, namespace: str, name: str, patch: Body) -> bool:
+        """Patch an Event; False when it is gone (expired or deleted)."""
+        call = self.core.patch_namespaced_event(
+            name, namespace, patch, _preload_content=False, _content_type=MERGE
+        )
+        return (await _send(call, (404,)))[0] != 404

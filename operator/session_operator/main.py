@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import random
 import sys
 import time
@@ -17,10 +18,12 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import FINALIZER, handlers  # noqa: F401  (importing registers the handlers)
+from rdev_api import FINALIZER
+
+from . import handlers  # noqa: F401  (importing registers the handlers)
 from .app import App
-from .builders import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL
-from .settings import Settings, SettingsError, load_settings
+from .informer import POD_SELECTOR, SERVICE_SELECTOR
+from .settings import Settings, SettingsError, load_settings, unknown_variables
 
 log = logging.getLogger("session_operator")
 
@@ -31,7 +34,7 @@ class NoDiffBase(kopf.DiffBaseStorage):  # type: ignore[misc]
     kopf's default stores the last handled spec in an annotation, which costs a
     write at creation and on every spec change, and a deep copy of the object on
     every watch event; nothing here needs either. Deletion is still detected
-    from deletionTimestamp, and daemons do not depend on diffs.
+    from deletionTimestamp.
     """
 
     def build(self, *, body: Any, extra_fields: Any = None) -> Any:
@@ -49,10 +52,9 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
     kopf_settings.persistence.diffbase_storage = NoDiffBase()
-    kopf_settings.execution.max_workers = settings.workers
     # Server-side filters: watch only project pods and our own Services.
-    kopf_settings.watching.label_selectors[_core("pods")] = PROJECT_LABEL
-    kopf_settings.watching.label_selectors[_core("services")] = f"{MANAGED_BY_LABEL}={MANAGER}"
+    kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
+    kopf_settings.watching.label_selectors[_core("services")] = SERVICE_SELECTOR
     kopf_settings.peering.clusterwide = True
     kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
     kopf_settings.peering.stealth = True
@@ -64,12 +66,13 @@ def _core(plural: str) -> Callable[[Any], bool]:
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas before any worker thread starts.
+    """Cap glibc's per-thread malloc arenas before any thread starts.
 
-    Each thread that allocates otherwise gets an arena of its own (up to eight
-    per core), and freed memory stays fragmented across them: with a pool of
-    reconcile threads that is most of the operator's idle RSS. Same effect as
-    MALLOC_ARENA_MAX; a no-op where libc is not glibc.
+    Reconciles run on the event loop, but a few threads remain (the metrics
+    endpoint, DNS lookups in aiohttp's executor); each thread that allocates
+    would otherwise get an arena of its own (up to eight per core), and freed
+    memory stays fragmented across them. Same effect as MALLOC_ARENA_MAX; a
+    no-op where libc is not glibc.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -94,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         # kopf logs every watch-event handler call as "succeeded" at INFO: noise
         # that costs CPU at scale. Warnings and errors still show.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    for name, nearest in unknown_variables(os.environ):
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        log.warning("%s is not a setting and is ignored%s", name, hint)
     priority = settings.priority or _age_priority()
 
     @kopf.on.startup()

@@ -9,14 +9,14 @@ Session next in line, never the whole queue.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from .builders import PROJECT_LABEL, SESSION_LABEL
-from .models import Phase
+from rdev_api import Body
+from rdev_api.models import Phase
+from rdev_api.names import PROJECT_LABEL, SESSION_LABEL
+
 from .store import Key, Store
 from .turns import HOLDING_PHASES, pod_ready, queue_owner, stalled
-
-Body = dict[str, Any]
 
 
 class SessionState(NamedTuple):

@@ -1,8 +1,16 @@
-"""Prometheus metrics; served on RDEV_METRICS_PORT by ``__main__``."""
+"""Prometheus metrics and the gauges read at scrape time; served on RDEV_METRICS_PORT by main.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from rdev_api.models import Phase
+
+if TYPE_CHECKING:
+    from .store import Store
 
 SESSIONS = Gauge("rdev_sessions", "Sessions known to the operator, by phase.", ["phase"])
 RECONCILE_DURATION = Histogram(
@@ -29,3 +37,27 @@ ACTIVE = Gauge(
     "rdev_active",
     "1 while this replica acts on Sessions (standalone, or chosen by kopf peering), else 0.",
 )
+
+
+def register_gauges(store: Store, active: Callable[[], bool]) -> None:
+    """Count phases and expiring Sessions when Prometheus scrapes, not on every watch event."""
+
+    def phase_counts() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for body in store.sessions.values():
+            phase = (body.get("status") or {}).get("phase") or "Unknown"
+            counts[phase] = counts.get(phase, 0) + 1
+        return counts
+
+    def counter(phase: str) -> Callable[[], float]:
+        return lambda: float(phase_counts().get(phase, 0))
+
+    for phase in Phase:
+        SESSIONS.labels(phase=phase).set_function(counter(phase))
+
+    def expiring() -> float:
+        statuses = (body.get("status") or {} for body in store.sessions.values())
+        return float(sum(1 for status in statuses if status.get("expiresSoon")))
+
+    SESSIONS_EXPIRING_SOON.set_function(expiring)
+    ACTIVE.set_function(lambda: 1.0 if active() else 0.0)

@@ -27,8 +27,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.stream import WsApiClient
 
+from rdev_api.execresult import ExecError, ExecResult, Frames, parse_exit_status
+
 from . import metrics
-from .execresult import ExecError, ExecResult, Frames, parse_exit_status
 from .kube import skip_env_lookups
 from .settings import Settings, format_size
 

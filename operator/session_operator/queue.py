@@ -26,35 +26,14 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic
 
-K = TypeVar("K", bound=Hashable)
+from .backoff import Backoff, K
 
 
 def reserved_workers(workers: int) -> int:
     """Workers kept for groups with nothing in flight: an eighth, at least one."""
     return max(1, workers // 8)
-
-
-class Backoff(Generic[K]):
-    """Per-key exponential delays: base * 2**(failures-1), capped."""
-
-    def __init__(self, base_s: float, cap_s: float) -> None:
-        self.base_s = base_s
-        self.cap_s = cap_s
-        self._failures: dict[K, int] = {}
-
-    def when(self, key: K) -> float:
-        """Count one more failure of ``key`` and return how long to wait before the retry."""
-        failures = self._failures.get(key, 0) + 1
-        self._failures[key] = failures
-        return float(min(self.base_s * 2 ** min(failures - 1, 32), self.cap_s))
-
-    def failures(self, key: K) -> int:
-        return self._failures.get(key, 0)
-
-    def forget(self, key: K) -> None:
-        self._failures.pop(key, None)
 
 
 class WorkQueue(Generic[K]):

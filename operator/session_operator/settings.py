@@ -6,7 +6,9 @@ rather than failing later inside a handler.
 
 from __future__ import annotations
 
+import difflib
 import shlex
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated
 
@@ -20,10 +22,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .durations import parse_duration
-from .refnames import ref_name_problems
+from rdev_api.durations import parse_duration
+from rdev_api.names import WEBUI_PORT
+from rdev_api.refnames import ref_name_problems
 
 _TEMPLATE_KEYS = {"session", "namespace", "project", "port", "service"}
+# Byte counts, written with Kubernetes' binary suffixes (parse_size, size_text).
+SIZE_FIELDS = ("exec_output_limit",)
 
 
 def _duration(value: object) -> object:
@@ -62,43 +67,173 @@ class WebUIPeer(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RDEV_", extra="ignore", frozen=True)
 
-    repo_path: str = "/workspace/repo"
-    worktree_root: str = "/workspace/sessions"
-    webui_command: Annotated[tuple[str, ...], NoDecode] = ("claude-code-ui",)
-    webui_port: int = Field(default=3001, ge=1, le=65535)
-    # The web UI is Running only once GET <this path> on its port answers in the pod;
-    # empty: no check (a UI without one is Running as soon as it has not exited).
-    webui_health_path: str = Field(default="/health", pattern=r"^(/\S*)?$")
-    webui_start_timeout: timedelta = timedelta(seconds=60)
-    protected_branches: Annotated[frozenset[str], NoDecode] = frozenset({"main", "master"})
-    preview_url_template: str = ""
-    ingress_class: str = ""
-    ingress_host_template: str = ""
-    changes_interval: timedelta = timedelta(minutes=5)
-    progress_deadline: timedelta = timedelta(minutes=5)
-    webui_check_interval: timedelta = timedelta(seconds=60)
-    stalled_recheck_interval: timedelta = timedelta(seconds=60)
-    stalled_recheck_max: timedelta = timedelta(minutes=30)
-    retry_interval: timedelta = timedelta(seconds=10)
-    exec_timeout: timedelta = timedelta(seconds=60)
-    exec_output_limit: int = Field(default=1 << 20, ge=4096)  # bytes read from one exec
-    pod_gone_grace: timedelta = timedelta(minutes=10)
-    webui_stop_grace: timedelta = timedelta(seconds=30)
-    # NetworkPolicy peers admitted to the web UI port: a JSON list of objects with
-    # namespaceSelector and/or podSelector ({"matchLabels": {...}}). Default: none.
-    webui_allowed_from: tuple[WebUIPeer, ...] = ()
-    namespaces: Annotated[tuple[str, ...], NoDecode] = ()
-    workers: int = Field(default=16, ge=1, le=256)
-    metrics_port: int = Field(default=8000, ge=0, le=65535)
-    health_port: int = Field(default=8080, ge=0, le=65535)
-    log_format: str = Field(default="text", pattern="^(text|json)$")
-    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
-    peering: str = ""  # empty: standalone; a name: kopf peering for HA
-    priority: int = 0  # 0: derived from start time, so the oldest instance keeps acting
-    peering_lifetime: timedelta = timedelta(seconds=20)
-    delete_retries: int = Field(default=6, ge=1)
-    expiry_warning: timedelta = timedelta(minutes=15)
-    push_on_checkin: bool = True
+    repo_path: str = Field(
+        default="/workspace/repo",
+        description="repository in the pod; pod annotation `rdev.io/repo-path` overrides",
+    )
+    worktree_root: str = Field(
+        default="/workspace/sessions",
+        description="worktree root in the pod; pod annotation `rdev.io/worktree-root` overrides",
+    )
+    webui_command: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("claude-code-ui",),
+        description="web UI command (split like a shell would, never run through one)",
+    )
+    webui_port: int = Field(
+        default=WEBUI_PORT,
+        ge=1,
+        le=65535,
+        description="web UI port, exported to it as `PORT` and `SERVER_PORT`",
+    )
+    webui_health_path: str = Field(
+        default="/health",
+        pattern=r"^(/\S*)?$",
+        description=(
+            "the web UI is `Running` only once `GET <this path>` on its port answers inside the"
+            " pod; empty: no check (Running as soon as it has not exited)"
+        ),
+    )
+    webui_start_timeout: timedelta = Field(
+        default=timedelta(seconds=60),
+        description=(
+            "how long a started web UI has to answer its health path before it is stopped and"
+            " `Failed` (`WebUIUnhealthy`), retried with backoff"
+        ),
+    )
+    protected_branches: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset({"main", "master"}),
+        description="branches sessions may not check out or create",
+    )
+    preview_url_template: str = Field(
+        default="",
+        description=(
+            "e.g. `https://{session}--{namespace}.preview.example.com`; placeholders `{session}`,"
+            " `{namespace}`, `{project}`, `{service}`, `{port}`; empty: "
+            "`http://<service>.<namespace>.svc.cluster.local:<port>`"
+        ),
+    )
+    ingress_class: str = Field(
+        default="",
+        description="with `RDEV_INGRESS_HOST_TEMPLATE`, an Ingress per session; empty: none",
+    )
+    ingress_host_template: str = Field(
+        default="", description="host of that Ingress (same placeholders)"
+    )
+    changes_interval: timedelta = Field(
+        default=timedelta(minutes=5), description="how often `status.changes` is refreshed"
+    )
+    progress_deadline: timedelta = Field(
+        default=timedelta(minutes=5),
+        description="provisioning time before `ProgressDeadlineExceeded`",
+    )
+    webui_check_interval: timedelta = Field(
+        default=timedelta(seconds=60), description="how often a running web UI is checked"
+    )
+    stalled_recheck_interval: timedelta = Field(
+        default=timedelta(seconds=60),
+        description=(
+            "first re-check of a stalled Session (a branch may be pushed later); the gap then "
+            "doubles"
+        ),
+    )
+    stalled_recheck_max: timedelta = Field(
+        default=timedelta(minutes=30),
+        description=(
+            "the longest gap between re-checks of a stalled Session (a longer"
+            " `RDEV_STALLED_RECHECK_INTERVAL` wins)"
+        ),
+    )
+    retry_interval: timedelta = Field(
+        default=timedelta(seconds=10),
+        description="first retry delay after a failed exec (doubles, at most 5 minutes)",
+    )
+    exec_timeout: timedelta = Field(
+        default=timedelta(seconds=60),
+        description=(
+            "bound on every exec into a pod, enforced in the pod: each command runs under "
+            "`timeout -s TERM -k 3` (GNU coreutils, or busybox 1.35 or later, in the project "
+            "image), so a hung `git fetch` is stopped, not abandoned (stopping the web UI: "
+            "`RDEV_WEBUI_STOP_GRACE` more)"
+        ),
+    )
+    exec_output_limit: int = Field(
+        default=1 << 20,
+        ge=4096,
+        description=(
+            "bytes read from one exec (stdout and stderr, counted as they arrive; bytes, or "
+            "`Ki`/`Mi`/`Gi`, at least 4096); past it the stream is closed and the step fails with"
+            " `<step>: output exceeded the 1 MiB limit`"
+        ),
+    )
+    pod_gone_grace: timedelta = Field(
+        default=timedelta(minutes=10),
+        description=(
+            "how long a placed session waits for its absent pod before `ProjectPodGone` (a "
+            "restart of the operator starts the wait again)"
+        ),
+    )
+    webui_stop_grace: timedelta = Field(
+        default=timedelta(seconds=30),
+        description="how long a stopping web UI gets after SIGTERM before SIGKILL",
+    )
+    webui_allowed_from: tuple[WebUIPeer, ...] = Field(
+        default=(),
+        description=(
+            "JSON list of NetworkPolicy peers admitted to the web UI port, each "
+            '`{"namespaceSelector": {"matchLabels": {...}}, "podSelector": {"matchLabels": '
+            "{...}}}` (either or both); empty: none (see docs/security.md)"
+        ),
+    )
+    namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated namespaces to watch; empty: all"
+    )
+    workers: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description=(
+            "concurrent reconciles (async workers on kopf's event loop), plus a reserve of an "
+            "eighth (at least 1) for namespaces with none in flight"
+        ),
+    )
+    metrics_port: int = Field(
+        default=8000, ge=0, le=65535, description="Prometheus metrics (`0`: off)"
+    )
+    health_port: int = Field(
+        default=8080, ge=0, le=65535, description="kopf liveness endpoint `/healthz` (`0`: off)"
+    )
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="`text` or `json`")
+    log_level: str = Field(
+        default="INFO",
+        pattern="^(DEBUG|INFO|WARNING|ERROR)$",
+        description="`DEBUG`, `INFO`, `WARNING`, `ERROR`",
+    )
+    peering: str = Field(default="", description="kopf peering name for HA (empty: standalone)")
+    priority: int = Field(
+        default=0,
+        description=(
+            "peering priority; `0`: derived from start time so the oldest replica keeps acting"
+        ),
+    )
+    peering_lifetime: timedelta = Field(
+        default=timedelta(seconds=20),
+        description="how long a silent peer is trusted; bounds the handover time",
+    )
+    delete_retries: int = Field(
+        default=6,
+        ge=1,
+        description="exec attempts during deletion before the worktree is left in place",
+    )
+    expiry_warning: timedelta = Field(
+        default=timedelta(minutes=15),
+        description=(
+            "how long before expiry or the idle stop `ExpiringSoon` is posted (`0s`: never)"
+        ),
+    )
+    push_on_checkin: bool = Field(
+        default=True,
+        description="push the session's branch to `origin` at a checkin that requests review",
+    )
 
     @field_validator(
         "changes_interval",
@@ -119,7 +254,7 @@ class Settings(BaseSettings):
     def _parse_duration(cls, value: object) -> object:
         return _duration(value)
 
-    @field_validator("exec_output_limit", mode="before")
+    @field_validator(*SIZE_FIELDS, mode="before")
     @classmethod
     def _parse_size(cls, value: object) -> object:
         if isinstance(value, str):
@@ -185,13 +320,25 @@ def parse_size(text: str) -> int:
     return int(number) * factor
 
 
-def format_size(size: int) -> str:
-    """``1 MiB``, ``512 KiB`` or ``1000 bytes``: a size as a person reads it in a message."""
+def _in_units(size: int) -> tuple[int, str]:
+    """The largest binary unit that divides ``size`` exactly (``""``: bytes)."""
     for unit in ("Gi", "Mi", "Ki"):
         factor = _SIZE_UNITS[unit]
         if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}B"
-    return f"{size} bytes"
+            return size // factor, unit
+    return size, ""
+
+
+def size_text(size: int) -> str:
+    """``1Mi``: a size as the variable takes it."""
+    number, unit = _in_units(size)
+    return f"{number}{unit}"
+
+
+def format_size(size: int) -> str:
+    """``1 MiB``, ``512 KiB`` or ``1000 bytes``: a size as a person reads it in a message."""
+    number, unit = _in_units(size)
+    return f"{number} {unit}B" if unit else f"{number} bytes"
 
 
 class SettingsError(SystemExit):
@@ -207,3 +354,19 @@ def load_settings() -> Settings:
             name = "RDEV_" + str(err["loc"][0]).upper() if err["loc"] else "RDEV_*"
             lines.append(f"{name}: {err['msg']}")
         raise SettingsError("invalid operator settings:\n  " + "\n  ".join(lines)) from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``RDEV_*`` names no setting reads, each with the nearest known name (None: none near).
+
+    A misspelt variable would otherwise be silently ignored; only names, never
+    values, leave this function.
+    """
+    known = [name.upper() for name in Settings.model_fields]
+    found = []
+    for variable in sorted(environ):
+        name = variable.upper().removeprefix("RDEV_")
+        if variable.upper().startswith("RDEV_") and name not in known:
+            near = difflib.get_close_matches(name, known, n=1)
+            found.append((variable, f"RDEV_{near[0]}" if near else None))
+    return found

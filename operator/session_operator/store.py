@@ -18,7 +18,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .builders import (
+from rdev_api import Body
+from rdev_api.names import (
     CREATED_BY_ANNOTATION,
     DEFAULT_CONTAINER_ANNOTATION,
     MANAGED_BY_LABEL,
@@ -28,7 +29,6 @@ from .builders import (
     WORKTREE_ROOT_ANNOTATION,
 )
 
-Body = dict[str, Any]
 Key = tuple[str, str]
 
 _KEEP_META = (

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from rdev_api import Body
+from rdev_api.models import TERMINAL_PHASES, Phase
+from rdev_api.reasons import Reason
 
-from .models import TERMINAL_PHASES, Phase
-from .reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
-
-Body = dict[str, Any]
 HOLDING_PHASES = frozenset({Phase.PROVISIONING.value, Phase.ACTIVE.value, Phase.ENDING.value})
-_ENDED = frozenset(p.value for p in TERMINAL_PHASES)
 
 
 def pod_ready(pod: Body) -> bool:
@@ -41,10 +38,10 @@ def choose_pod(pods: list[Body], sticky: str | None) -> tuple[Body | None, str |
     new pod of the same project never moves a live session; else the oldest.
     """
     if not pods:
-        return None, PROJECT_NOT_FOUND
+        return None, Reason.PROJECT_NOT_FOUND
     ready = [p for p in pods if pod_ready(p)]
     if not ready:
-        return None, PROJECT_NOT_RUNNING
+        return None, Reason.PROJECT_NOT_RUNNING
     for pod in ready:
         if sticky and pod["metadata"]["name"] == sticky:
             return pod, None
@@ -65,7 +62,7 @@ def queue_owner(me: str, sessions: list[Body]) -> str | None:
     live = [
         s
         for s in sessions
-        if (s.get("status") or {}).get("phase") not in _ENDED
+        if (s.get("status") or {}).get("phase") not in TERMINAL_PHASES
         and (s.get("spec") or {}).get("checkin") is None
         and not (s.get("metadata") or {}).get("deletionTimestamp")
     ]

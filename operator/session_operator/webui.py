@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .execresult import ExecResult
+from rdev_api.execresult import ExecResult
 
 Argv = list[str]
 

@@ -29,6 +29,8 @@ from kubehelpers import (
     worktrees,
 )
 
+pytestmark = pytest.mark.fault
+
 
 @pytest.fixture
 def own_cluster(fresh_cluster: tuple[dict[str, str], str]) -> tuple[dict[str, str], str]:

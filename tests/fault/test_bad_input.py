@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from integration.test_drift import specs
 from kubehelpers import (
     GROUP,
     PLURAL,
@@ -22,6 +22,9 @@ from kubehelpers import (
     get_session,
     wait_for,
 )
+from strategies import specs
+
+pytestmark = pytest.mark.fault
 
 MANY = settings(
     max_examples=1500,

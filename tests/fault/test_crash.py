@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from kubehelpers import (
@@ -24,6 +25,8 @@ from kubehelpers import (
     wait_phase,
     worktrees,
 )
+
+pytestmark = pytest.mark.fault
 
 
 def _slow_checkout(repo: Path, seconds: float) -> None:

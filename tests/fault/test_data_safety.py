@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from kubehelpers import (
@@ -17,6 +18,8 @@ from kubehelpers import (
     wait_phase,
     worktrees,
 )
+
+pytestmark = pytest.mark.fault
 
 
 def test_uncommitted_changes_survive_checkin_expiry_and_delete(api, namespace, repo, operator):

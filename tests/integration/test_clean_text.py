@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 from kubernetes import client
-from test_plugin import plugin
 
 from kubehelpers import (
     GROUP,
@@ -22,6 +21,7 @@ from kubehelpers import (
     events_for,
     git,
     patch_session,
+    plugin,
     session_manifest,
     wait_condition,
     wait_for,

@@ -10,6 +10,7 @@ from kubehelpers import (
     condition,
     create_project_pod,
     create_session,
+    delete_session,
     event_reasons,
     git,
     patch_session,
@@ -20,12 +21,6 @@ from kubehelpers import (
     wait_phase,
     worktrees,
 )
-
-
-def _delete(api, namespace, name) -> None:
-    client.CustomObjectsApi(api).delete_namespaced_custom_object(
-        "rdev.io", "v1alpha1", namespace, "sessions", name
-    )
 
 
 def test_short_expiry_ends_session_without_review(api, namespace, repo, operator):
@@ -60,7 +55,7 @@ def test_expired_and_deleted_session_keeps_uncommitted_work(api, namespace, repo
     (path / "README.md").write_text("changed\n")
     s = wait_phase(api, namespace, "s", "Expired", timeout=60)
     assert s["status"]["changes"]["uncommittedFiles"] == 1
-    _delete(api, namespace, "s")
+    delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "README.md").read_text() == "changed\n"
     assert str(path) in worktrees(repo["repo"])
@@ -75,7 +70,7 @@ def test_delete_keeps_unpushed_commits(api, namespace, repo, operator):
     (path / "new.txt").write_text("x\n")
     git("add", "new.txt", cwd=path)
     git("commit", "-q", "-m", "local only", cwd=path)
-    _delete(api, namespace, "s")
+    delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "new.txt").exists()
     assert "WorktreeKept" in event_reasons(api, namespace, "s")
@@ -86,7 +81,7 @@ def test_delete_of_clean_session_removes_worktree_but_keeps_branch(api, namespac
     create_session(api, namespace, session_manifest("s", "shop", branch="feature-a", webUI=True))
     s = wait_condition(api, namespace, "s", "Ready")
     path = s["status"]["checkoutPath"]
-    _delete(api, namespace, "s")
+    delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert path not in worktrees(repo["repo"])
     assert not Path(path).exists()
@@ -107,6 +102,6 @@ def test_delete_with_project_pod_gone_does_not_block(api, namespace, repo, opera
     # The session waits for its own pod, where its work is; it never moves.
     s = wait_condition(api, namespace, "s", "Ready", "False", "ProjectPodNotReady", timeout=60)
     assert s["status"]["phase"] == "Active"
-    _delete(api, namespace, "s")
+    delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "wip.txt").exists()

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from kubehelpers import create_project_pod, wait_for
-from session_operator.execresult import ExecError, ExecResult
+from rdev_api.execresult import ExecError, ExecResult
 from session_operator.kube import load_kube_config
 from session_operator.podexec import GRACE_S, KILL_AFTER_S, PodExec
 from session_operator.settings import Settings

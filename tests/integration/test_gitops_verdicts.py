@@ -5,7 +5,7 @@ recovered, active through periodic workspace checks, checked in, expired, idle
 stop, deleted while the finalizer runs, a spec change not yet observed). Every
 version of every Session the API server served (a watch from before the first
 create) is judged by the real kstatus (Go probe) and by the Argo CD script in a
-real Lua, and must say what the README's GitOps table says.
+real Lua, and must say what the GitOps table of docs/operations.md says.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from gitops_verdicts import DELETING, NO_STATUS, NOT_OBSERVED, argocd, kstatus, readme_table
+from gitops_verdicts import DELETING, NO_STATUS, NOT_OBSERVED, argocd, gitops_table, kstatus
 from kubehelpers import (
     GROUP,
     PLURAL,
@@ -31,8 +31,7 @@ from kubehelpers import (
     wait_for,
     wait_phase,
 )
-
-Body = dict[str, Any]
+from rdev_api import Body
 
 
 class Recorder:
@@ -82,7 +81,7 @@ class Recorder:
 
 
 def row_of(obj: Body) -> str:
-    """Which row of the README's table a Session version falls under."""
+    """Which row of docs/operations.md's table a Session version falls under."""
     status = obj.get("status") or {}
     if obj["metadata"].get("deletionTimestamp"):
         return DELETING
@@ -180,7 +179,7 @@ def test_every_state_reads_right_in_kstatus_and_argocd(
             )
     assert rec.failure is None, rec.failure
 
-    table = readme_table()
+    table = gitops_table()
     versions = rec.versions
     ks = kstatus(versions)
     got = [(row_of(v), (k, argocd(v))) for v, k in zip(versions, ks, strict=True)]
@@ -189,7 +188,7 @@ def test_every_state_reads_right_in_kstatus_and_argocd(
         for v, (row, verdict) in zip(versions, got, strict=True)
     ]
     wrong = [w for w in wrong if table.get(w[1]) != w[2]]
-    assert not wrong, f"verdicts that differ from the README's table: {wrong}"
+    assert not wrong, f"verdicts that differ from docs/operations.md's table: {wrong}"
 
     # The issue's six states, each judged on the last version the operator wrote in it
     # (not one with a spec change it has yet to see: that reads InProgress, rightly).

@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from conftest import OperatorProcess, free_port
 from kubehelpers import (
+    IMAGE_PACKAGES,
     ROOT,
     SINGLE_NAMESPACE,
     create_project_pod,
@@ -645,11 +646,12 @@ def image_venv() -> Iterator[Path]:
         context = base / "context"
         context.mkdir()
         shutil.copy2(ROOT / "pyproject.toml", context / "pyproject.toml")
-        shutil.copytree(
-            ROOT / "operator" / "session_operator",
-            context / "operator" / "session_operator",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        for package in IMAGE_PACKAGES:
+            shutil.copytree(
+                ROOT / "operator" / package,
+                context / "operator" / package,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
         pip = str(ROOT / ".venv" / "bin" / "pip")
         venv = base / "venv"
         wheels = base / "wheels"
@@ -662,10 +664,11 @@ def image_venv() -> Iterator[Path]:
         run(str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venv))
         (wheel,) = wheels.glob("*.whl")
         run(pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--compile", str(wheel))
-        # The operator runs on kubernetes-asyncio (the official client, installed for the
-        # kubectl-session plugin, is hidden from kopf by the entry point).
+        # The operator runs on kubernetes-asyncio; the official client is the plugin's
+        # extra and not installed.
         for site in venv.glob("lib/python3*/site-packages"):
             assert (site / "kubernetes_asyncio").is_dir()
+            assert not (site / "kubernetes").exists()
         assert not (venv / "bin" / "pip").exists()
         yield venv
     finally:

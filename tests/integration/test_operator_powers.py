@@ -31,13 +31,14 @@ from kubehelpers import (
     overlay_env,
     wait_for,
 )
+from rdev_api import names
 from session_operator import builders
 
 MANIFESTS = ROOT / "manifests"
 NAME = "rdev-session-operator"
 POLICY = "rdev-operator-writes"
 DENIED_BY = f"ValidatingAdmissionPolicy '{POLICY}'"
-MANAGED = {builders.MANAGED_BY_LABEL: builders.MANAGER}
+MANAGED = {names.MANAGED_BY_LABEL: names.MANAGER}
 MERGE = "application/merge-patch+json"  # as the operator sends them (kube.py)
 VERBS = ("create", "patch", "delete")
 
@@ -113,9 +114,9 @@ def test_policy_is_installed_for_the_operator_and_its_labels(installed):
     user = service_account_user(installed)
     assert match["expression"].strip() == f"request.userInfo.username == '{user}'"
     variables = {v["name"]: v["expression"] for v in policy["variables"]}
-    assert variables["sessionLabel"] == f"'{builders.SESSION_LABEL}'"
-    assert variables["managedByLabel"] == f"'{builders.MANAGED_BY_LABEL}'"
-    assert variables["manager"] == f"'{builders.MANAGER}'"
+    assert variables["sessionLabel"] == f"'{names.SESSION_LABEL}'"
+    assert variables["managedByLabel"] == f"'{names.MANAGED_BY_LABEL}'"
+    assert variables["manager"] == f"'{names.MANAGER}'"
 
 
 # Pods ----------------------------------------------------------------------------------------
@@ -123,13 +124,13 @@ def test_operator_may_only_set_the_session_label_of_a_pod(api, as_operator, name
     core = client.CoreV1Api(api)
     op = client.CoreV1Api(as_operator)
     name = f"shop-{uuid.uuid4().hex[:6]}"
-    annotations = {builders.REPO_PATH_ANNOTATION: "/src/shop"}
+    annotations = {names.REPO_PATH_ANNOTATION: "/src/shop"}
     core.create_namespaced_pod(
         namespace,
         {
             "metadata": {
                 "name": name,
-                "labels": {builders.PROJECT_LABEL: "shop"},
+                "labels": {names.PROJECT_LABEL: "shop"},
                 "annotations": annotations,
             },
             "spec": {
@@ -147,10 +148,10 @@ def test_operator_may_only_set_the_session_label_of_a_pod(api, as_operator, name
         op.patch_namespaced_pod(
             name, namespace, builders.pod_session_label_patch(session), _content_type=MERGE
         )
-        assert pod().metadata.labels.get(builders.SESSION_LABEL) == session
+        assert pod().metadata.labels.get(names.SESSION_LABEL) == session
 
     image = {"spec": {"containers": [{"name": "dev", "image": "evil:latest"}]}}
-    spec = (builders.SESSION_LABEL, f'pod "{name}"', f'namespace "{namespace}"', "its spec")
+    spec = (names.SESSION_LABEL, f'pod "{name}"', f'namespace "{namespace}"', "its spec")
     refused(lambda: op.patch_namespaced_pod(name, namespace, image), *spec)
     replace = [{"op": "replace", "path": "/spec/containers/0/image", "value": "evil:latest"}]
     refused(lambda: op.patch_namespaced_pod(name, namespace, replace), *spec)
@@ -161,10 +162,10 @@ def test_operator_may_only_set_the_session_label_of_a_pod(api, as_operator, name
     refused(lambda: op.patch_namespaced_pod(name, namespace, both), *spec)
 
     for patch, part in [
-        ({"metadata": {"labels": {builders.PROJECT_LABEL: "billing"}}}, "labels other than"),
+        ({"metadata": {"labels": {names.PROJECT_LABEL: "billing"}}}, "labels other than"),
         ({"metadata": {"labels": {"team": "web"}}}, "labels other than"),
         ({"metadata": {"labels": None}}, "labels other than"),
-        ({"metadata": {"annotations": {builders.REPO_PATH_ANNOTATION: "/tmp"}}}, "annotations"),
+        ({"metadata": {"annotations": {names.REPO_PATH_ANNOTATION: "/tmp"}}}, "annotations"),
         ({"metadata": {"finalizers": ["example.com/hold"]}}, "finalizers"),
         (
             {
@@ -185,7 +186,7 @@ def test_operator_may_only_set_the_session_label_of_a_pod(api, as_operator, name
     now = pod()
     assert [c.image for c in now.spec.containers] == ["project:dev"]
     assert now.spec.active_deadline_seconds is None
-    assert now.metadata.labels == {builders.PROJECT_LABEL: "shop"}
+    assert now.metadata.labels == {names.PROJECT_LABEL: "shop"}
     assert now.metadata.annotations == annotations
     assert not now.metadata.finalizers and not now.metadata.owner_references
     # Only the operator is held to this: the admin changes the image.
@@ -222,7 +223,7 @@ def test_operator_may_only_write_services_it_manages(api, as_operator, namespace
     uid = op.create_namespaced_service(namespace, mine).metadata.uid
     op.patch_namespaced_service("s1-preview", namespace, builders.service_port_patch(3001))
     assert core.read_namespaced_service("s1-preview", namespace).spec.ports[0].port == 3001
-    drop = {"metadata": {"labels": {builders.MANAGED_BY_LABEL: None}}}
+    drop = {"metadata": {"labels": {names.MANAGED_BY_LABEL: None}}}
     refused(
         lambda: op.patch_namespaced_service("s1-preview", namespace, drop, _content_type=MERGE),
         "would lose that label",

@@ -12,6 +12,7 @@ from kubehelpers import (
     condition,
     create_project_pod,
     create_session,
+    delete_session,
     events_for,
     git,
     make_repo,
@@ -23,12 +24,6 @@ from kubehelpers import (
     wait_phase,
     worktrees,
 )
-
-
-def _delete(api: Any, namespace: str, name: str) -> None:
-    client.CustomObjectsApi(api).delete_namespaced_custom_object(
-        "rdev.io", "v1alpha1", namespace, "sessions", name
-    )
 
 
 def _kept_messages(api: Any, namespace: str, name: str) -> list[str]:
@@ -80,7 +75,7 @@ def test_hidden_work_keeps_the_worktree(api, namespace, repo, operator, kind, en
             timeout=30,
             what=f"WorktreeKept naming {held}",
         )
-    _delete(api, namespace, "s")
+    delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert str(path) in worktrees(repo["repo"])
     messages = _kept_messages(api, namespace, "s")
@@ -185,7 +180,7 @@ def test_a_recreated_session_does_not_adopt_a_worktree_holding_work(api, namespa
     s = wait_condition(api, namespace, "s", "Ready")
     path = Path(s["status"]["checkoutPath"])
     (path / "notes.txt").write_text("mine\n")
-    _delete(api, namespace, "s")
+    delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     create_session(api, namespace, session_manifest("s", "shop", branch="feature-a"))
     s = wait_condition(api, namespace, "s", "Stalled", "True", "CheckoutExists", timeout=60)

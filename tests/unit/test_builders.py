@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from rdev_api import names
 from session_operator import builders
 from session_operator.settings import Settings
 
@@ -167,10 +168,10 @@ def test_pod_paths_annotations_override_defaults() -> None:
 
 
 def test_paths() -> None:
-    assert builders.checkout_path("/w/", "s1") == "/w/s1"
-    assert builders.checkout_path("/w", "s1") == "/w/s1"
-    assert builders.run_dir("/w/", "s1") == "/w/.rdev/s1"
-    assert not builders.run_dir("/w", "s1").startswith(builders.checkout_path("/w", "s1") + "/")
+    assert names.checkout_path("/w/", "s1") == "/w/s1"
+    assert names.checkout_path("/w", "s1") == "/w/s1"
+    assert names.run_dir("/w/", "s1") == "/w/.rdev/s1"
+    assert not names.run_dir("/w", "s1").startswith(names.checkout_path("/w", "s1") + "/")
 
 
 def test_pod_label_patch() -> None:
@@ -183,7 +184,7 @@ def test_pod_label_patch() -> None:
 
 
 def test_service_name_fits_for_longest_session_name() -> None:
-    assert len(builders.service_name("a" * 55)) == 63
+    assert len(names.service_name("a" * 55)) == 63
 
 
 # Ownership and guarded patches -------------------------------------------------------
@@ -235,7 +236,7 @@ def test_webui_policy_metadata_is_like_the_services() -> None:
         session="s1", namespace="ns", uid="u-1", project="shop", feature="cart", port=1
     )
     assert np["apiVersion"] == "networking.k8s.io/v1" and np["kind"] == "NetworkPolicy"
-    assert np["metadata"]["name"] == "s1-webui" == builders.webui_policy_name("s1")
+    assert np["metadata"]["name"] == "s1-webui" == names.webui_policy_name("s1")
     assert np["metadata"]["namespace"] == "ns"
     assert np["metadata"]["labels"] == svc["metadata"]["labels"]
     assert np["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rdev-session-operator"

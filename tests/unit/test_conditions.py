@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from session_operator.conditions import (
+from rdev_api.conditions import (
     CHECKOUT_READY,
     ORDER,
     PREVIEW_READY,
@@ -13,7 +13,7 @@ from session_operator.conditions import (
     is_true,
     set_condition,
 )
-from session_operator.models import Condition
+from rdev_api.models import Condition
 
 T0, T1, T2 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:02:00Z"
 

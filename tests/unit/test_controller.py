@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import json
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from session_operator import execresult, gitcmd
+from asynchelpers import aio
+from rdev_api import Body, execresult
+from rdev_api.execresult import ExecResult, parse_exit_status
+from rdev_api.reasons import Reason
+from session_operator import gitcmd
+from session_operator.backoff import BACKOFF_CAP_S, Backoff
 from session_operator.context import Env
 from session_operator.controller import Controller, Result, recheck_delay
-from session_operator.execresult import ExecResult, parse_exit_status
-from session_operator.queue import Backoff, WorkQueue
-from session_operator.reasons import PROJECT_NOT_FOUND, PROJECT_NOT_RUNNING
+from session_operator.queue import WorkQueue
 from session_operator.settings import Settings
 from session_operator.store import Store
 from session_operator.turns import choose_pod, pod_ready, queue_owner
-
-Body = dict[str, Any]
 
 
 # queue_owner ----------------------------------------------------------------
@@ -148,12 +148,12 @@ def test_pod_ready() -> None:
 
 
 def test_choose_pod_none() -> None:
-    assert choose_pod([], None) == (None, PROJECT_NOT_FOUND)
+    assert choose_pod([], None) == (None, Reason.PROJECT_NOT_FOUND)
 
 
 def test_choose_pod_not_ready() -> None:
     pods = [pod("a", T1, ready=False), pod("b", T2, deleting=True)]
-    assert choose_pod(pods, "a") == (None, PROJECT_NOT_RUNNING)
+    assert choose_pod(pods, "a") == (None, Reason.PROJECT_NOT_RUNNING)
 
 
 def test_choose_pod_oldest_ready() -> None:
@@ -354,22 +354,20 @@ class Harness:
         self.store = Store()
         for p in pods or []:
             self.store.pods.put(p)
-        env = Env(settings=Settings(), kube=self.kube, execs=self.execs, store=self.store)
-        queue: WorkQueue[tuple[str, str]] = WorkQueue(Backoff(10.0, 300.0))
+        env = Env(
+            settings=Settings(),
+            kube=self.kube,
+            events=self.kube,
+            execs=self.execs,
+            store=self.store,
+        )
+        queue: WorkQueue[tuple[str, str]] = WorkQueue(Backoff(10.0, BACKOFF_CAP_S))
         self.controller = Controller(env, queue, clock=self.clock)
 
     async def reconcile(self, body: Body) -> Result:
         self.store.sessions.put(copy.deepcopy(body))
         meta = body["metadata"]
         return await self.controller.reconcile((meta["namespace"], meta["name"]))
-
-
-def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    @functools.wraps(fn)
-    def wrapper() -> None:
-        asyncio.run(fn())
-
-    return wrapper
 
 
 def make(pods: list[Body] | None = None) -> tuple[Harness, FakeKube, FakeExec, Clock]:
@@ -419,18 +417,18 @@ async def test_no_pod_goes_pending_then_rewrites_nothing() -> None:
     assert status["observedGeneration"] == 1
     assert status["expiresAt"] == "2026-01-02T00:00:00Z"
     assert cond(stored, "Ready")["status"] == "False"
-    assert cond(stored, "Ready")["reason"] == PROJECT_NOT_FOUND
+    assert cond(stored, "Ready")["reason"] == Reason.PROJECT_NOT_FOUND
     assert cond(stored, "Reconciling") == {
         "type": "Reconciling",
         "status": "True",
-        "reason": PROJECT_NOT_FOUND,
+        "reason": Reason.PROJECT_NOT_FOUND,
         "message": "no pod labelled rdev.io/project=shop in namespace ns",
         "lastTransitionTime": "2026-01-01T00:01:00Z",
         "observedGeneration": 1,
     }
     assert cond(stored, "Stalled")["status"] == "False"
     assert [c["type"] for c in status["conditions"]] == ["Ready", "Reconciling", "Stalled"]
-    assert ("Warning", PROJECT_NOT_FOUND) in [(k, r) for k, r, _ in kube.events]
+    assert ("Warning", Reason.PROJECT_NOT_FOUND) in [(k, r) for k, r, _ in kube.events]
     assert execs.calls == []
     # Woken when the expiry warning is due at the latest (the pod watch wakes it sooner).
     warn_at = timedelta(hours=23, minutes=59) - Settings().expiry_warning
@@ -453,7 +451,7 @@ async def test_pod_not_ready_is_project_not_running() -> None:
     await reconciler.reconcile(body)
     stored = kube.sessions[("ns", "s1")]
     assert stored["status"]["phase"] == "Pending"
-    assert cond(stored, "Reconciling")["reason"] == PROJECT_NOT_RUNNING
+    assert cond(stored, "Reconciling")["reason"] == Reason.PROJECT_NOT_RUNNING
     assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
 
 
@@ -467,7 +465,7 @@ async def test_transition_time_survives_a_reason_change() -> None:
     reconciler.store.pods.put(pod("shop-1", T1, ready=False))
     await reconciler.reconcile(copy.deepcopy(kube.sessions[("ns", "s1")]))
     second = cond(kube.sessions[("ns", "s1")], "Reconciling")
-    assert second["reason"] == PROJECT_NOT_RUNNING
+    assert second["reason"] == Reason.PROJECT_NOT_RUNNING
     assert second["lastTransitionTime"] == first["lastTransitionTime"]
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
+from rdev_api.models import SessionSpec
+from rdev_api.refnames import REF_RULES
 from session_operator import crd
-from session_operator.models import SessionSpec
-from session_operator.refnames import REF_RULES
 
 ROOT = crd.CRD_PATH.parents[1]
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from kubehelpers import ROOT
+from kubehelpers import IMAGE_PACKAGES, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-PACKAGE = ROOT / "operator" / "session_operator"
+PACKAGES = IMAGE_PACKAGES
 
 
 @dataclass
@@ -233,6 +233,8 @@ def test_builder_copies_only_what_dockerignore_lets_through(parsed: list[Stage])
         ("pyproject.toml", True),
         ("operator/session_operator/__main__.py", True),
         ("operator/session_operator/reconcile.py", True),
+        ("operator/rdev_api/models.py", True),
+        ("operator/kubectl_session/cli.py", False),
         ("operator/session_operator/__pycache__/kube.cpython-311.pyc", False),
         ("operator/rdev_session_operator.egg-info/PKG-INFO", False),
         ("tests/conftest.py", False),
@@ -248,13 +250,19 @@ def test_dockerignore(path: str, sent: bool) -> None:
     assert excluded(path, ignore_patterns()) is not sent
 
 
+def package_files() -> list[Path]:
+    return [p for package in PACKAGES for p in (ROOT / "operator" / package).rglob("*.py")]
+
+
 def test_build_context_is_the_package_only() -> None:
     context = build_context()
     assert "pyproject.toml" in context
-    modules = {f"operator/session_operator/{p.name}" for p in PACKAGE.glob("*.py")}
+    modules = {f"operator/{p.relative_to(ROOT / 'operator')}" for p in package_files()}
     assert modules <= set(context)
     for path in context:
-        assert path == "pyproject.toml" or path.startswith("operator/session_operator/"), path
+        assert path == "pyproject.toml" or path.startswith(
+            tuple(f"operator/{package}/" for package in PACKAGES)
+        ), path
         assert "test" not in Path(path).name, path
 
 
@@ -285,13 +293,24 @@ def test_wheel_has_the_package_and_no_tests(tmp_path: Path) -> None:
         whl.extractall(tmp_path / "site")
         metadata = whl.read("rdev_session_operator-0.1.0.dist-info/METADATA").decode()
         top_level = whl.read("rdev_session_operator-0.1.0.dist-info/top_level.txt").decode()
-    modules = {f"session_operator/{p.name}" for p in PACKAGE.glob("*.py")}
+        scripts = whl.read("rdev_session_operator-0.1.0.dist-info/entry_points.txt").decode()
+    modules = {str(p.relative_to(ROOT / "operator")) for p in package_files()}
     assert modules <= set(names)
-    assert top_level.split() == ["session_operator"]
+    assert top_level.split() == list(PACKAGES)
     for name in names:
-        assert name.startswith(("session_operator/", "rdev_session_operator-0.1.0.dist-info/"))
+        assert name.startswith(
+            (*(f"{package}/" for package in PACKAGES), "rdev_session_operator-0.1.0.dist-info/")
+        )
         assert not re.search(r"(^|/)(tests?|conftest)(/|\.py$)|/test_", name), name
     assert "Requires-Dist: kopf" in metadata
+    assert "kubectl-session = kubectl_session.cli:main" in scripts.splitlines()
+    # The official client is the plugin's alone: only its extra asks for it.
+    kubernetes = [
+        line for line in metadata.splitlines() if line.startswith("Requires-Dist: kubernetes")
+    ]
+    assert all("kubernetes-asyncio" in line or "extra ==" in line for line in kubernetes), (
+        kubernetes
+    )
 
     # The entry point runs from the wheel's files (a bad setting stops it
     # before it touches a cluster).

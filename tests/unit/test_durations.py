@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from session_operator.durations import (
+from rdev_api.durations import (
     DAYS_RE,
     EXPIRES_IN_RE,
     GO_DURATION_RE,

@@ -6,13 +6,14 @@ on this machine with ``sh``, exactly as kwok runs them for the integration tests
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from rdev_api.execresult import ExecResult
 from session_operator import gitcmd
-from session_operator.execresult import ExecResult
 
 # Names git accepts (so the API server does too) that a shell or git would act on.
 EVIL = [
@@ -438,3 +439,15 @@ def test_activity_mark_changes_with_any_activity(repo: dict[str, Path]) -> None:
     assert third != second
     (run_dir / "webui.log").write_text("GET /\n")  # web UI output
     assert mark() != third
+
+
+@pytest.mark.parametrize(
+    "script",
+    [gitcmd.PRECHECK_SCRIPT, gitcmd.CHECKOUT_SCRIPT, gitcmd.END_SCRIPT, gitcmd.CHANGES_SCRIPT],
+)
+def test_scripts_exit_only_with_the_codes_their_readers_name(script: str) -> None:
+    """A script and its reader share ``gitcmd.Exit``: no bare code but 0, no unknown name."""
+    assert set(re.findall(r"\bexit (\d+)", script)) <= {"0"}
+    used = set(re.findall(r"\$E_([A-Z_]+)", script))
+    assert used and used <= {code.name for code in gitcmd.Exit}
+    assert "E_PATH_TAKEN=30\n" in script  # every name is defined before the script runs

@@ -1,8 +1,8 @@
 """Every reason the operator writes reads right in kstatus and in Argo CD's health script.
 
 The statuses come from the operator's own code (``Ctx.summary`` over the reasons
-table); the verdicts from the real libraries (see tests/gitops_verdicts.py). The
-README's GitOps table is generated here and must match.
+table); the verdicts from the real libraries (see tests/gitops_verdicts.py).
+The GitOps table of docs/operations.md is generated here and must match.
 """
 
 from __future__ import annotations
@@ -10,28 +10,27 @@ from __future__ import annotations
 import copy
 import textwrap
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from gitops_verdicts import (
     DELETING,
+    GITOPS_DOC,
     LUA_SCRIPT,
     NO_STATUS,
     NOT_OBSERVED,
-    README,
     TABLE_BEGIN,
     TABLE_END,
     argocd,
+    gitops_table_text,
     kstatus,
-    readme_table_text,
 )
+from rdev_api import Body
+from rdev_api.models import Phase, SessionSpec
+from rdev_api.reasons import REASONS, Mode, Reason
 from session_operator import crd
 from session_operator.controller import new_ctx
-from session_operator.models import Phase, SessionSpec
-from session_operator.reasons import ACTIVE, DELETED, REASONS, Mode
 
-Body = dict[str, Any]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 # What a GitOps user needs from each kstatus mode (the issue's last column).
@@ -63,7 +62,7 @@ def session_with(reason: str) -> Body:
     body = bare()
     ctx = new_ctx(body, SessionSpec.model_validate(body["spec"]), NOW)
     ctx.status.observed_generation = 1
-    ctx.summary(ACTIVE, "session is active")
+    ctx.summary(Reason.ACTIVE, "session is active")
     ctx.summary(reason, "a message")
     return {**body, "status": ctx.dump()}
 
@@ -80,9 +79,9 @@ def ready_of(obj: Body) -> str:
 
 
 def special_rows() -> list[tuple[str, Body]]:
-    not_observed = session_with(ACTIVE)
+    not_observed = session_with(Reason.ACTIVE)
     not_observed["metadata"]["generation"] = 2
-    deleting = session_with(DELETED)
+    deleting = session_with(Reason.DELETED)
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:05:00Z"
     # As the API server serves a Session no operator has written yet (the CRD's default).
     unseen = {**bare(), "status": crd.status_schema()["default"]}
@@ -169,15 +168,15 @@ def generated_table() -> str:
     return "\n".join(lines)
 
 
-def test_readme_table_is_the_generated_one() -> None:
+def test_gitops_doc_table_is_the_generated_one() -> None:
     table = generated_table()
-    assert readme_table_text() == table, (
-        f"replace the README's table between {TABLE_BEGIN!r} and {TABLE_END!r} with:\n{table}"
+    assert gitops_table_text() == table, (
+        f"replace the table in {GITOPS_DOC} between {TABLE_BEGIN!r} and {TABLE_END!r}:\n{table}"
     )
 
 
-def test_readme_snippet_is_the_shipped_script() -> None:
-    text = README.read_text()
+def test_gitops_doc_snippet_is_the_shipped_script() -> None:
+    text = GITOPS_DOC.read_text()
     key = "resource.customizations.health.rdev.io_Session: |\n"
     block = text.split(key, 1)[1].split("```", 1)[0]
     assert textwrap.dedent(block) == LUA_SCRIPT.read_text()

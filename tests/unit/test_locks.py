@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from session_operator.context import KeyedLocks, LockBusy
-
-
-def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    @functools.wraps(fn)
-    def wrapper() -> None:
-        asyncio.run(asyncio.wait_for(fn(), timeout=10))
-
-    return wrapper
-
+from asynchelpers import aio
+from session_operator.locks import KeyedLocks, LockBusy
 
 P = ("ns", "shop")
 

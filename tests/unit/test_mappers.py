@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rdev_api import Body
 from session_operator.mappers import (
     map_pod,
     map_service_deleted,
@@ -13,7 +14,6 @@ from session_operator.mappers import (
 )
 from session_operator.store import Store
 
-Body = dict[str, Any]
 NS = "ns"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from session_operator.models import (
+from rdev_api.models import (
     Checkin,
     Condition,
     Phase,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from session_operator.plugin import render
-from session_operator.plugin.podexec import CleanSink
+from kubectl_session import render
+from kubectl_session.podstream import CleanSink
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 EVIL = "\x1b]0;pwned\x07\x1b[2J\x9b1m\u202e"

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from session_operator.plugin import render
-from session_operator.plugin.cli import build_parser, log_path, main, remote_port, split_command
-from session_operator.plugin.podexec import in_dir
+from kubectl_session import render
+from kubectl_session.cli import build_parser, main, remote_port, split_command
+from kubectl_session.podstream import in_dir
+from rdev_api.names import webui_log
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 
@@ -137,8 +138,8 @@ def test_exec_runs_the_command_in_the_worktree_as_positional_arguments() -> None
 
 
 def test_the_web_ui_log_lives_in_the_run_dir_beside_the_worktrees() -> None:
-    assert log_path("/w/sessions/hello", "hello") == "/w/sessions/.rdev/hello/webui.log"
-    assert log_path("/w/sessions/hello/", "hello") == "/w/sessions/.rdev/hello/webui.log"
+    assert webui_log("/w/sessions/hello", "hello") == "/w/sessions/.rdev/hello/webui.log"
+    assert webui_log("/w/sessions/hello/", "hello") == "/w/sessions/.rdev/hello/webui.log"
 
 
 def test_open_picks_the_web_ui_while_it_runs_else_the_preview() -> None:
@@ -172,21 +173,3 @@ def test_connection_options_go_before_or_after_the_verb() -> None:
     for args in (before, after):
         assert (args.namespace, args.context, args.kubeconfig) == ("demo", "c", None)
     assert build_parser().parse_args(["list"]).namespace is None
-
-
-def test_the_plugin_loads_neither_kopf_nor_the_operator_runtime() -> None:
-    """The plugin runs on the official client; the operator's runtime stays out of it."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, session_operator.plugin.cli, session_operator.plugin.portforward\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('kopf', 'kubernetes_asyncio')\n"
-        "       or m in ('session_operator.kube', 'session_operator.podexec',\n"
-        "                'session_operator.app', 'session_operator.main')]\n"
-        "print(','.join(bad))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == ""

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from session_operator.durations import EXPIRES_IN_RE, MAX_EXPIRES_IN_NS, duration_ns
-from session_operator.plugin.timing import (
+from rdev_api.durations import EXPIRES_IN_RE, MAX_EXPIRES_IN_NS, duration_ns
+from rdev_api.timing import (
     ExtendRefused,
     extend,
     go_duration,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from session_operator.execresult import ERROR, STDERR, STDOUT, Frames
+from rdev_api.execresult import ERROR, STDERR, STDOUT, Frames
 from session_operator.podexec import GRACE_S, KILL_AFTER_S, bounded, timed_out
 from session_operator.settings import format_size
 

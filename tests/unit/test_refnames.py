@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from session_operator.refnames import MAX_REF_LENGTH, PSEUDO_REFS, REF_RULES, ref_name_problems
+from rdev_api.refnames import MAX_REF_LENGTH, PSEUDO_REFS, REF_RULES, ref_name_problems
 
 VALID = [
     "main",

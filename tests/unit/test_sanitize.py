@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from session_operator.execresult import ExecError, ExecResult
-from session_operator.sanitize import StreamCleaner, clean, one_line, redact, strip_controls
+from rdev_api.execresult import ExecError, ExecResult
+from rdev_api.sanitize import StreamCleaner, clean, one_line, redact, strip_controls
 
 
 # Redaction -------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from session_operator.settings import Settings, SettingsError, load_settings
+from rdev_api.reasons import REASONS
+from session_operator import docsgen
+from session_operator.settings import Settings, SettingsError, load_settings, unknown_variables
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +110,42 @@ def test_frozen() -> None:
     s = Settings()
     with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
         s.webui_port = 1  # type: ignore[misc]
+
+
+def test_unknown_variables_name_the_nearest_setting() -> None:
+    environ = {
+        "RDEV_WORKRES": "4",  # misspelt
+        "rdev_log_levl": "DEBUG",  # any case, as pydantic-settings reads them
+        "RDEV_WORKERS": "8",  # known
+        "RDEV_NOTHING_LIKE_IT": "1",
+        "HOME": "/root",
+    }
+    assert unknown_variables(environ) == [
+        ("RDEV_NOTHING_LIKE_IT", None),
+        ("RDEV_WORKRES", "RDEV_WORKERS"),
+        ("rdev_log_levl", "RDEV_LOG_LEVEL"),
+    ]
+
+
+def test_every_setting_documents_itself() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description and len(field.description) > 10, name
+
+
+def test_docs_settings_md_is_generated_from_the_model() -> None:
+    """``python -m session_operator.docsgen --check``: fails when docs/settings.md is stale."""
+    assert docsgen.main(["--check"]) == 0
+    text = docsgen.SETTINGS_DOC.read_text()
+    for name in Settings.model_fields:
+        assert text.count(f"| `RDEV_{name.upper()}` |") == 1, name
+    assert "| `RDEV_EXEC_OUTPUT_LIMIT` | `1Mi` |" in text
+    assert "| `RDEV_WEBUI_COMMAND` | `claude-code-ui` |" in text
+    assert "| `RDEV_STALLED_RECHECK_INTERVAL` | `60s` |" in text
+
+
+def test_docs_api_md_reasons_table_is_generated_from_the_reasons() -> None:
+    text = docsgen.API_DOC.read_text()
+    block = text.split(docsgen.REASONS_BEGIN, 1)[1].split(docsgen.REASONS_END, 1)[0]
+    assert block.strip() == docsgen.reasons_table()
+    for reason in REASONS:
+        assert f"| `{reason}` |" in block

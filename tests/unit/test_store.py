@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from rdev_api import Body
 from session_operator.store import Store, slim_pod, slim_service, slim_session
 
-Body = dict[str, Any]
 BULK = {f"example.com/note-{i}": "x" * 1024 for i in range(256)}  # 256 KiB of annotations
 
 

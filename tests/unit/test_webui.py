@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rdev_api.execresult import ExecResult
 from session_operator import webui
-from session_operator.execresult import ExecResult
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from rdev_api.execresult import ExecResult
 from session_operator import webui
-from session_operator.execresult import ExecResult
 from session_operator.settings import Settings
 
 ENV_DUMP = """

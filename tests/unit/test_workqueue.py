@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import pytest
 
-from session_operator.queue import Backoff, WorkQueue, reserved_workers
-
-
-def aio(fn: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
-    @functools.wraps(fn)
-    def wrapper() -> None:
-        asyncio.run(asyncio.wait_for(fn(), timeout=10))
-
-    return wrapper
+from asynchelpers import aio
+from session_operator.backoff import BACKOFF_CAP_S, Backoff
+from session_operator.queue import WorkQueue, reserved_workers
 
 
 def queue(base: float = 0.01, cap: float = 0.08) -> WorkQueue[str]:
@@ -287,3 +278,12 @@ async def test_hold_of_a_queued_key_keeps_the_group_turns_consistent() -> None:
     assert len(q) == 1
     assert await q.get() == ("a", "x")
     assert q.running("a") == 1
+
+
+def test_one_backoff_paces_queue_finalizer_and_start_up_alike() -> None:
+    """``delay(n)`` is what ``when`` returns for the n-th failure in a row (the finalizer
+    asks it with kopf's retry count, start-up and the queue count per key)."""
+    backoff: Backoff[str] = Backoff(10.0, BACKOFF_CAP_S)
+    assert [backoff.delay(n) for n in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
+    assert [backoff.when("k") for _ in range(7)] == [backoff.delay(n) for n in range(1, 8)]
+    assert backoff.delay(0) == 10 and backoff.delay(10_000) == BACKOFF_CAP_S

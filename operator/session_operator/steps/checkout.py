@@ -8,21 +8,14 @@ that cannot proceed stalls, which hands the project to the next in line.
 
 from __future__ import annotations
 
+from rdev_api.conditions import CHECKOUT_READY, is_true
+from rdev_api.execresult import ExecError
+from rdev_api.models import Changes, Phase
+from rdev_api.reasons import Reason
+
 from .. import gitcmd
-from ..conditions import CHECKOUT_READY, is_true
 from ..context import Ctx, Env, Halt, flush, parse_ts
-from ..execresult import ExecError
 from ..gitcmd import Found, Placed
-from ..models import Changes, Phase
-from ..reasons import (
-    BRANCH_EXISTS,
-    BRANCH_NOT_FOUND,
-    BRANCH_PROTECTED,
-    CHECKOUT_EXISTS,
-    PROGRESS_DEADLINE,
-    PROJECT_BUSY,
-    PROVISIONING,
-)
 from ..turns import queue_owner
 
 
@@ -61,11 +54,13 @@ def _busy_message(ctx: Ctx, owner: str) -> str:
 async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
     branch = ctx.spec.wanted_branch
     if branch in env.settings.protected_branches:
-        raise Halt(BRANCH_PROTECTED, f"branch {branch} is protected; sessions may not check it out")
+        raise Halt(
+            Reason.BRANCH_PROTECTED, f"branch {branch} is protected; sessions may not check it out"
+        )
     sessions = env.store.sessions.by_project(ctx.namespace, ctx.spec.project)
     owner = queue_owner(ctx.name, sessions)
     if owner not in (None, ctx.name):
-        raise Halt(PROJECT_BUSY, _busy_message(ctx, str(owner)))
+        raise Halt(Reason.PROJECT_BUSY, _busy_message(ctx, str(owner)))
     ctx.step("fetch")
     assert ctx.target is not None
     argv = gitcmd.precheck(
@@ -78,22 +73,22 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
     async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
         checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
     if checked.found == Found.BRANCH_MISSING:
-        raise Halt(BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
+        raise Halt(Reason.BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
     if checked.found == Found.NOT_A_BRANCH:
         raise Halt(
-            BRANCH_NOT_FOUND,
+            Reason.BRANCH_NOT_FOUND,
             f"{branch} names a {checked.named}, not a branch; a session checks out a branch"
             f" (to start one there, use newBranch with fromRef: {branch})",
         )
     if checked.found == Found.FROM_MISSING:
         raise Halt(
-            BRANCH_NOT_FOUND,
+            Reason.BRANCH_NOT_FOUND,
             f"fromRef {checked.from_ref or ctx.spec.from_ref} does not exist",
         )
     if checked.found == Found.EXISTS:
         where = " and ".join("on origin" if w == "origin" else "locally" for w in checked.where)
         raise Halt(
-            BRANCH_EXISTS,
+            Reason.BRANCH_EXISTS,
             f"newBranch {branch} already exists {where}; a session never takes over a branch"
             " (use branch to work on an existing branch)",
         )
@@ -125,7 +120,7 @@ def check_progress_deadline(ctx: Ctx, env: Env) -> None:
     if since and ctx.now - since > env.settings.progress_deadline:
         step = ctx.status.provisioning_step or "provisioning"
         raise Halt(
-            PROGRESS_DEADLINE,
+            Reason.PROGRESS_DEADLINE,
             f"still provisioning after the progress deadline; stuck at step: {step}",
         )
 
@@ -144,8 +139,8 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         status.checkout_path = None
         status.commit = None
         ctx.step("checkout")
-        ctx.summary(PROVISIONING, "checking out the branch")
-        ctx.cond(CHECKOUT_READY, False, PROVISIONING, "checking out the branch")
+        ctx.summary(Reason.PROVISIONING, "checking out the branch")
+        ctx.cond(CHECKOUT_READY, False, Reason.PROVISIONING, "checking out the branch")
         # Persist before the slow part: the progress deadline counts from here,
         # and a restarted operator sees the Session holds its project.
         await flush(ctx, env)
@@ -167,31 +162,31 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         raise ExecError(f"project pod {target.name} went away during the checkout", pod_gone=True)
     if done.placed == Placed.HOLDS_OTHER:
         raise Halt(
-            CHECKOUT_EXISTS,
+            Reason.CHECKOUT_EXISTS,
             f"{target.path} already holds a worktree of branch {done.holds}",
         )
     if done.placed == Placed.PATH_TAKEN:
         raise Halt(
-            CHECKOUT_EXISTS,
+            Reason.CHECKOUT_EXISTS,
             f"{target.path} already exists and is not a worktree of branch {branch}",
         )
     if done.placed == Placed.LEFT_BEHIND:
         held = done.held.describe() if done.held is not None else "work"
         raise Halt(
-            CHECKOUT_EXISTS,
+            Reason.CHECKOUT_EXISTS,
             f"{target.path} holds a worktree of branch {branch} that an earlier session of this"
             f" name left with {held}; it is not adopted (commit or remove it there, or use"
             " another Session name)",
         )
     if done.placed == Placed.BRANCH_ELSEWHERE:
         raise Halt(
-            CHECKOUT_EXISTS,
+            Reason.CHECKOUT_EXISTS,
             f"branch {branch} is already checked out in another worktree",
         )
     if done.placed == Placed.FAILED:
         raise ExecError(done.detail)
     if done.added:
-        ctx.event("Normal", "CheckedOut", f"branch {branch} checked out at {target.path}")
+        ctx.event("Normal", Reason.CHECKED_OUT, f"branch {branch} checked out at {target.path}")
     if done.changes is not None:
         record_changes(ctx, done.changes)
     status.pod_name = target.name
@@ -201,7 +196,7 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
     status.commit = done.commit
     status.last_activity_at = status.last_activity_at or ctx.stamp
     ctx.fresh_checkout = True
-    ctx.cond(CHECKOUT_READY, True, "CheckedOut", f"branch {branch} is checked out")
+    ctx.cond(CHECKOUT_READY, True, Reason.CHECKED_OUT, f"branch {branch} is checked out")
 
 
 def record_changes(ctx: Ctx, counts: tuple[int, int, int]) -> Changes:

@@ -1,4 +1,8 @@
-"""End a session (checkin, expiry, idle stop, deletion) and, on deletion, remove its worktree.
+"""How a session ends, from the rule to the step: checkin, expiry, idle stop and deletion.
+
+``end_reason`` is the rule (which of them applies now), ``end_session`` the step
+that ends it, ``remove_worktree`` what deletion adds. Activity itself is read
+with the workspace state (workspace.py); the idle deadline is rdev_api's.
 
 Nothing is ever lost: ending keeps the worktree and its branch, with a Warning
 naming what it holds; the finalizer removes the worktree only when it holds
@@ -10,13 +14,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rdev_api import names, timing
+from rdev_api.conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
+from rdev_api.execresult import ExecError
+from rdev_api.models import Phase, Review, WebUIState
+from rdev_api.reasons import END_MESSAGES, Reason
+
 from .. import builders, gitcmd
-from ..conditions import CHECKOUT_READY, PREVIEW_READY, WEBUI_READY
 from ..context import Ctx, Env, PodTarget, flush, parse_ts
-from ..execresult import ExecError
 from ..gitcmd import Push, Removal
-from ..models import Phase, Review, WebUIState
-from ..reasons import CHECKED_IN, DELETED, END_MESSAGES, ENDING, EXPIRED
 from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
 from .preview import remove_preview
@@ -29,13 +35,27 @@ def expires_in_s(ctx: Ctx) -> float:
     return ((created + ctx.spec.expires_after) - ctx.now).total_seconds()
 
 
+def idle_deadline(ctx: Ctx) -> datetime | None:
+    return timing.idle_deadline(ctx.status.last_activity_at, ctx.spec.idle_timeout)
+
+
+def idle_now(ctx: Ctx) -> bool:
+    """Idle for idleTimeout, judged by a reading in this reconcile, at or after the
+    deadline, compared with an earlier one (a baseline alone proves nothing)."""
+    deadline = idle_deadline(ctx)
+    return deadline is not None and ctx.activity_judged and ctx.now >= deadline
+
+
 def end_reason(ctx: Ctx, *, deleting: bool = False) -> str | None:
-    """Why the session ends now, if it does: checkin wins over expiry over deletion."""
+    """Why the session ends now, if it does: checkin wins over expiry over idleness
+    (known only once this reconcile has read the workspace) over deletion."""
     if ctx.spec.checkin is not None:
-        return CHECKED_IN
+        return Reason.CHECKED_IN
     if expires_in_s(ctx) <= 0:
-        return EXPIRED
-    return DELETED if deleting else None
+        return Reason.EXPIRED
+    if idle_now(ctx):
+        return Reason.IDLE_TIMEOUT
+    return Reason.DELETED if deleting else None
 
 
 def created_at(ctx: Ctx) -> datetime:
@@ -58,7 +78,7 @@ def _last_target(ctx: Ctx, env: Env) -> PodTarget | None:
         repo=repo,
         root=root,
         path=status.checkout_path,
-        run_dir=builders.run_dir(root, ctx.name),
+        run_dir=names.run_dir(root, ctx.name),
     )
 
 
@@ -68,26 +88,26 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
     web_ui_up = status.web_ui not in (None, WebUIState.STOPPED)
     if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES and web_ui_up:
         # Stopping the web UI is the slow part: say so while it happens.
-        ctx.summary(ENDING, "ending the session")
+        ctx.summary(Reason.ENDING, "ending the session")
         await flush(ctx, env)
     ctx.target = _last_target(ctx, env)
     if ctx.target is None:
-        if reason != DELETED:
+        if reason != Reason.DELETED:
             _kept_unreachable(ctx)
     else:
         try:
             if web_ui_up:
                 # First: a web UI that saves on SIGTERM writes into the worktree.
                 await stop_process(ctx, env)
-            if reason != DELETED:  # deletion reads the worktree as it removes it
-                push = reason == CHECKED_IN and push_due(ctx, env)
+            if reason != Reason.DELETED:  # deletion reads the worktree as it removes it
+                push = reason == Reason.CHECKED_IN and push_due(ctx, env)
                 await settle_worktree(ctx, env, status.branch if push else None)
         except ExecError as exc:
             if not exc.pod_gone:
                 raise
     await remove_preview(ctx, env)
     await _unlabel_pod(ctx, env)
-    if reason == CHECKED_IN and review_requested(ctx):
+    if reason == Reason.CHECKED_IN and review_requested(ctx):
         checkin = ctx.spec.checkin
         assert checkin is not None
         review = status.review or Review(requested=True, auto_merge=checkin.auto_merge)
@@ -136,11 +156,13 @@ def _record_push(ctx: Ctx, pushed: Push) -> None:
         branch=status.branch,
     )
     if pushed.pushed:
-        ctx.event("Normal", "BranchPushed", f"branch {status.branch} pushed to origin for review")
+        ctx.event(
+            "Normal", Reason.BRANCH_PUSHED, f"branch {status.branch} pushed to origin for review"
+        )
     else:
         ctx.event(
             "Warning",
-            "PushFailed",
+            Reason.PUSH_FAILED,
             f"branch {status.branch} was not pushed for review: {pushed.detail}",
         )
 
@@ -153,7 +175,7 @@ async def _unlabel_pod(ctx: Ctx, env: Env) -> None:
         return
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
-    if labels.get(builders.SESSION_LABEL) != ctx.name:
+    if labels.get(names.SESSION_LABEL) != ctx.name:
         return
     await set_session_label(env, ctx.namespace, pod, None)
 
@@ -163,7 +185,7 @@ def _kept_unreachable(ctx: Ctx) -> None:
     if status.checkout_path and status.pod_name:
         ctx.event(
             "Warning",
-            "WorktreeKept",
+            Reason.WORKTREE_KEPT,
             f"project pod {status.pod_name} is not running; the worktree at"
             f" {status.checkout_path} was left in place",
         )
@@ -224,12 +246,16 @@ async def settle_worktree(
         return
     if removed.removal == Removal.KEPT:
         held = removed.held.describe() if removed.held is not None else "work"
-        ctx.event("Warning", "WorktreeKept", f"worktree {path} kept: it holds {held}")
+        ctx.event("Warning", Reason.WORKTREE_KEPT, f"worktree {path} kept: it holds {held}")
         return
     if removed.removal == Removal.REFUSED:
-        ctx.event("Warning", "WorktreeKept", f"git refused to remove {path}: {removed.detail}")
+        ctx.event(
+            "Warning", Reason.WORKTREE_KEPT, f"git refused to remove {path}: {removed.detail}"
+        )
         return
     if removed.removal == Removal.REMOVED:
-        ctx.event("Normal", "WorktreeRemoved", f"worktree {path} removed: it held no work")
+        ctx.event("Normal", Reason.WORKTREE_REMOVED, f"worktree {path} removed: it held no work")
     status.checkout_path = None
-    ctx.cond(CHECKOUT_READY, False, "WorktreeRemoved", "the worktree held no work and was removed")
+    ctx.cond(
+        CHECKOUT_READY, False, Reason.WORKTREE_REMOVED, "the worktree held no work and was removed"
+    )

@@ -9,16 +9,15 @@ carries a UID precondition, so a replacement made in between is never touched.
 
 from __future__ import annotations
 
-from typing import Any
+from rdev_api import Body, names
+from rdev_api.conditions import PREVIEW_READY
+from rdev_api.models import WebUIState
+from rdev_api.reasons import Reason
 
 from .. import builders
-from ..conditions import PREVIEW_READY
 from ..context import Ctx, Env, Halt
 from ..kube import KubeError
-from ..models import WebUIState
-from ..reasons import PREVIEW_NAME_TAKEN
 
-Body = dict[str, Any]
 SERVICE, INGRESS, NETWORK_POLICY = "Service", "Ingress", "NetworkPolicy"
 
 
@@ -48,7 +47,7 @@ async def _claim(
             raise KubeError(409, f"{kind} {name} was deleted while being created")
     if not builders.owned_by(current, ctx.uid):
         raise Halt(
-            PREVIEW_NAME_TAKEN,
+            Reason.PREVIEW_NAME_TAKEN,
             f"{kind} {name} exists and is not owned by this Session; rename the Session"
             f" or the {kind}",
         )
@@ -124,7 +123,7 @@ async def remove_webui_policy(ctx: Ctx, env: Env) -> None:
     if not _policy_may_exist(ctx, env):
         return
     known = env.webui_policies.get(ctx.key)
-    name = builders.webui_policy_name(ctx.name)
+    name = names.webui_policy_name(ctx.name)
     await _delete_ours(ctx, env, NETWORK_POLICY, name, known[0] if known is not None else None)
     env.webui_policies.pop(ctx.key, None)
 
@@ -140,7 +139,7 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
     port = builders.pick_port(
         ctx.status.web_ui == WebUIState.RUNNING, settings.webui_port, ctx.spec.preview_port
     )
-    svc_name = builders.service_name(ctx.name)
+    svc_name = names.service_name(ctx.name)
     desired = builders.preview_service(
         session=ctx.name,
         namespace=ctx.namespace,
@@ -162,7 +161,7 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
         patched = await env.kube.patch_child(SERVICE, ctx.namespace, svc_name, patch)
         if patched is not None:
             env.store.services.put(patched)
-        ctx.event("Normal", "ServiceUpdated", f"preview Service now on port {port}")
+        ctx.event("Normal", Reason.SERVICE_UPDATED, f"preview Service now on port {port}")
     if settings.ingress_class and settings.ingress_host_template:
         values = builders.template_values(ctx.name, ctx.namespace, ctx.spec.project, port)
         ingress = builders.preview_ingress(
@@ -182,18 +181,18 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
     ctx.status.preview_url = builders.preview_url(
         settings.preview_url_template, ctx.name, ctx.namespace, ctx.spec.project, port
     )
-    ctx.cond(PREVIEW_READY, True, "ServiceReady", f"preview Service {svc_name} is ready")
+    ctx.cond(PREVIEW_READY, True, Reason.SERVICE_READY, f"preview Service {svc_name} is ready")
 
 
 async def remove_preview(ctx: Ctx, env: Env) -> None:
     """Delete what of the preview and the web UI policy is ours; leave anything else."""
     await remove_webui_policy(ctx, env)
-    svc = builders.service_name(ctx.name)
+    svc = names.service_name(ctx.name)
     key = (ctx.namespace, svc)
     cached = env.store.services.get(key)
     known = cached if cached is not None and builders.owned_by(cached, ctx.uid) else None
     # Out of the store first: the DELETED event, which may come before the
-    # response, then finds nothing to restore (App.observe_service).
+    # response, then finds nothing to restore (Informer.observe_service).
     if known is not None:
         env.store.services.remove(key)
     try:

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import asyncio
 
+from rdev_api import Body, names
+from rdev_api.reasons import Reason
+
 from .. import builders
-from ..context import Body, Ctx, Env, Halt, PodTarget
-from ..reasons import (
-    CONTAINER_NOT_FOUND,
-    PROJECT_NOT_FOUND,
-    PROJECT_NOT_RUNNING,
-    PROJECT_POD_GONE,
-    PROJECT_POD_NOT_READY,
-)
+from ..context import Ctx, Env, Halt, PodTarget
 from ..turns import choose_pod, pod_ready
 
 
@@ -42,7 +38,7 @@ def _wait_for_pod(ctx: Ctx, env: Env, name: str) -> Body:
         if pod_ready(pod):
             return pod
         raise Halt(
-            PROJECT_POD_NOT_READY,
+            Reason.PROJECT_POD_NOT_READY,
             f"project pod {name} is not Ready; the session waits for it, where its work is"
             f" ({where})",
         )
@@ -52,12 +48,12 @@ def _wait_for_pod(ctx: Ctx, env: Env, name: str) -> Body:
     if now - since < grace:
         ctx.due_in(grace - (now - since))
         raise Halt(
-            PROJECT_POD_NOT_READY,
+            Reason.PROJECT_POD_NOT_READY,
             f"project pod {name} is absent; the session waits for it to come back, where its"
             f" work is ({where})",
         )
     raise Halt(
-        PROJECT_POD_GONE,
+        Reason.PROJECT_POD_GONE,
         f"project pod {name} is gone; the session's work was at {where} on it. The session"
         " never moves to another pod: delete it and create a new Session to start again",
     )
@@ -74,19 +70,17 @@ def choose_target(ctx: Ctx, env: Env) -> None:
     if pod is None:
         message = (
             f"no pod labelled rdev.io/project={ctx.spec.project} in namespace {ctx.namespace}"
-            if waiting == PROJECT_NOT_FOUND
+            if waiting == Reason.PROJECT_NOT_FOUND
             else f"no pod of project {ctx.spec.project} is Running and Ready"
         )
-        raise Halt(waiting or PROJECT_NOT_RUNNING, message)
+        raise Halt(waiting or Reason.PROJECT_NOT_RUNNING, message)
     name = pod["metadata"]["name"]
     container = builders.pick_container(pod, ctx.spec.container)
     if container is None:
-        names = ", ".join(
-            c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []
-        )
+        have = ", ".join(c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or [])
         raise Halt(
-            CONTAINER_NOT_FOUND,
-            f"pod {name} has no container {ctx.spec.container} (it has: {names or 'none'})",
+            Reason.CONTAINER_NOT_FOUND,
+            f"pod {name} has no container {ctx.spec.container} (it has: {have or 'none'})",
         )
     repo, root = builders.pod_paths(pod, env.settings.repo_path, env.settings.worktree_root)
     ctx.target = PodTarget(
@@ -95,8 +89,8 @@ def choose_target(ctx: Ctx, env: Env) -> None:
         container=container,
         repo=repo,
         root=root,
-        path=ctx.status.checkout_path or builders.checkout_path(root, ctx.name),
-        run_dir=builders.run_dir(root, ctx.name),
+        path=ctx.status.checkout_path or names.checkout_path(root, ctx.name),
+        run_dir=names.run_dir(root, ctx.name),
     )
 
 
@@ -106,7 +100,7 @@ async def ensure_pod_label(ctx: Ctx, env: Env) -> None:
     assert target is not None
     meta = target.pod.get("metadata") or {}
     labels = meta.get("labels") or {}
-    if labels.get(builders.SESSION_LABEL) == ctx.name:
+    if labels.get(names.SESSION_LABEL) == ctx.name:
         return
     ctx.step("label the project pod")
     await set_session_label(env, ctx.namespace, target.pod, ctx.name)
@@ -121,9 +115,9 @@ async def set_session_label(env: Env, namespace: str, pod: Body, session: str | 
     store back; a 404 drops the pod, as its DELETED event will.
     """
     meta = pod.get("metadata") or {}
-    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != builders.SESSION_LABEL}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != names.SESSION_LABEL}
     if session is not None:
-        labels[builders.SESSION_LABEL] = session
+        labels[names.SESSION_LABEL] = session
     env.store.pods.put({**pod, "metadata": {**meta, "labels": labels}})
     try:
         found = await env.kube.patch_pod(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rdev_api.reasons import Reason
+
 from ..context import Ctx, Env, iso
-from .ending import created_at
-from .workspace import idle_deadline
+from .ending import created_at, idle_deadline
 
 
 def nearest_deadline(ctx: Ctx) -> tuple[str, datetime]:
@@ -48,4 +49,4 @@ def warn_before_stop(ctx: Ctx, env: Env) -> None:
             f"session {ctx.name} expires at {iso(deadline)} (expiresIn {ctx.spec.expires_in});"
             f" extend it with: {extend}"
         )
-    ctx.event("Warning", "ExpiringSoon", message)
+    ctx.event("Warning", Reason.EXPIRING_SOON, message)

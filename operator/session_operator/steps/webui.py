@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 
+from rdev_api.conditions import WEBUI_READY
+from rdev_api.execresult import ExecError, ExecResult
+from rdev_api.models import WebUIState
+from rdev_api.reasons import Reason
+
 from .. import metrics, webui
-from ..conditions import WEBUI_READY
 from ..context import Ctx, Env
-from ..execresult import ExecError, ExecResult
-from ..models import WebUIState
 from ..webui import Started
 
 STARTING_RECHECK_S = 1.0
@@ -86,9 +88,9 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
             stopped = await stop_process(ctx, env)
             if not stopped.ok:
                 raise ExecError(f"stopping the web UI failed with {stopped.describe()}")
-            reason, message = "WebUIUnhealthy", unhealthy_message(ctx.name, env)
+            reason, message = Reason.WEBUI_UNHEALTHY, unhealthy_message(ctx.name, env)
         else:
-            reason, message = "WebUIFailed", failed_message(ctx.name)
+            reason, message = Reason.WEBUI_FAILED, failed_message(ctx.name)
         status.web_ui = WebUIState.FAILED
         ctx.cond(WEBUI_READY, False, reason, message)
         detail = f" ({started.detail})" if started.detail else ""
@@ -99,17 +101,17 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
         if was_running:
             status.web_ui_restarts = (status.web_ui_restarts or 0) + 1
             metrics.WEBUI_RESTARTS.inc()
-            ctx.event("Warning", "WebUIRestarted", "the web UI had exited; started it again")
+            ctx.event("Warning", Reason.WEBUI_RESTARTED, "the web UI had exited; started it again")
         else:
-            ctx.event("Normal", "WebUIStarted", "web UI started")
+            ctx.event("Normal", Reason.WEBUI_STARTED, "web UI started")
     if not started.healthy:
         status.web_ui = WebUIState.STARTING
         message = f"waiting for the web UI to answer {settings.webui_health_path}"
-        ctx.cond(WEBUI_READY, False, "Starting", message)
+        ctx.cond(WEBUI_READY, False, Reason.STARTING, message)
         ctx.due_in(STARTING_RECHECK_S)
         return
     status.web_ui = WebUIState.RUNNING
-    ctx.cond(WEBUI_READY, True, "Running", "web UI is running")
+    ctx.cond(WEBUI_READY, True, Reason.RUNNING, "web UI is running")
     ctx.due_in(env.settings.webui_check_interval.total_seconds())
 
 
@@ -130,7 +132,7 @@ async def stop_web_ui(ctx: Ctx, env: Env) -> None:
         stopped = await stop_process(ctx, env)
         if not stopped.ok:
             raise ExecError(f"stopping the web UI failed with {stopped.describe()}")
-        ctx.event("Normal", "WebUIStopped", "web UI stopped")
+        ctx.event("Normal", Reason.WEBUI_STOPPED, "web UI stopped")
     status.web_ui = WebUIState.STOPPED
-    ctx.cond(WEBUI_READY, True, "Stopped", "web UI not requested")
+    ctx.cond(WEBUI_READY, True, Reason.STOPPED, "web UI not requested")
     env.webui_checked.pop(ctx.key, None)

@@ -8,19 +8,12 @@ only sets the baseline, so a restart never counts as activity.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from .. import gitcmd
 from ..context import Ctx, Env, parse_ts
 from .checkout import record_changes
-
-
-def idle_deadline(ctx: Ctx) -> datetime | None:
-    idle_after = ctx.spec.idle_after
-    last = parse_ts(ctx.status.last_activity_at)
-    if idle_after is None or last is None:
-        return None
-    return last + idle_after
+from .ending import idle_deadline
 
 
 def changes_due_in(ctx: Ctx, env: Env) -> float:
@@ -72,10 +65,3 @@ async def read_changes(ctx: Ctx, env: Env) -> gitcmd.Workspace | None:
     ):
         ctx.status.last_activity_at = ctx.stamp
     return workspace
-
-
-def idle_now(ctx: Ctx) -> bool:
-    """Idle for idleTimeout, judged by a reading in this reconcile, at or after the
-    deadline, compared with an earlier one (a baseline alone proves nothing)."""
-    deadline = idle_deadline(ctx)
-    return deadline is not None and ctx.activity_judged and ctx.now >= deadline

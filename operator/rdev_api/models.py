@@ -15,14 +15,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .durations import MAX_EXPIRES_IN_NS, duration_ns, parse_duration
+from .names import PREVIEW_PORT
 from .refnames import MAX_REF_LENGTH, ref_name_problems
 
 DNS1123_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1035_LABEL_RE = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 MAX_SESSION_NAME = 55  # "<name>-preview" must stay a valid Service name (63)
-
-# Extra OpenAPI keywords per field, picked up by crd.py.
-CEL = "x-kubernetes-validations"
 
 
 def _ref_field(description: str) -> Any:
@@ -132,7 +130,7 @@ class SessionSpec(BaseModel):
         description="Run the browser coding UI inside the project pod.",
     )
     preview_port: int = Field(
-        default=8080,
+        default=PREVIEW_PORT,
         alias="previewPort",
         ge=1,
         le=65535,
@@ -200,6 +198,7 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
+# The phases of a Session that has ended: the one set (members compare equal to plain strings).
 TERMINAL_PHASES = frozenset({Phase.ENDED, Phase.EXPIRED})
 
 

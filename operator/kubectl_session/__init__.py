@@ -1,6 +1,6 @@
 """``kubectl session``: the Session's verbs for people, through the API server only.
 
 The plugin runs on the official (sync) kubernetes client with the user's own
-kubeconfig. It imports only the operator's pure modules (models, durations,
-constants), never kopf or the operator's runtime.
+kubeconfig (the ``plugin`` extra installs it). Of this project it imports only
+``rdev_api``, the facts it shares with the operator, never the operator itself.
 """

@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError
 
-from .. import GROUP, PLURAL, VERSION
+from rdev_api import GROUP, PLURAL, VERSION
 
 # Parts of the client without type annotations.
 _config: Any = config

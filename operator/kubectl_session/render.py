@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-from ..sanitize import one_line
-from .timing import human, idle_deadline, parse_time, time_left
+from rdev_api.models import TERMINAL_PHASES
+from rdev_api.names import PREVIEW_PORT
+from rdev_api.sanitize import one_line
+from rdev_api.timing import human, idle_deadline, parse_time, time_left
 
 LIST_COLUMNS = (
     "NAME",
@@ -28,7 +30,6 @@ LIST_COLUMNS = (
     "IDLE STOP IN",
     "AGE",
 )
-_ENDED = frozenset({"Ended", "Expired"})
 
 
 def _spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def _status(obj: dict[str, Any]) -> dict[str, Any]:
 def expiry_left(obj: dict[str, Any], now: datetime) -> str:
     """Time left to status.expiresAt; ``-`` once the session ended."""
     status = _status(obj)
-    if status.get("phase") in _ENDED:
+    if status.get("phase") in TERMINAL_PHASES:
         return "-"
     return time_left(parse_time(status.get("expiresAt")), now)
 
@@ -50,7 +51,7 @@ def expiry_left(obj: dict[str, Any], now: datetime) -> str:
 def idle_left(obj: dict[str, Any], now: datetime) -> str:
     """Time left to the idle stop (lastActivityAt + idleTimeout); ``-`` without one."""
     status = _status(obj)
-    if status.get("phase") in _ENDED:
+    if status.get("phase") in TERMINAL_PHASES:
         return "-"
     return time_left(
         idle_deadline(status.get("lastActivityAt"), _spec(obj).get("idleTimeout")), now
@@ -127,6 +128,18 @@ def event_time(event: dict[str, Any]) -> str:
 def describe(
     obj: dict[str, Any], events: Sequence[dict[str, Any]], now: datetime, max_events: int = 20
 ) -> str:
+    """``kubectl session describe``: the Session, its workspace, conditions and Events."""
+    lines = [
+        *_describe_session(obj, now),
+        *_describe_lifetime(obj, now),
+        *_describe_changes(_status(obj), now),
+        *_describe_conditions(_status(obj), now),
+        *_describe_events(events, now, max_events),
+    ]
+    return "\n".join(one_line(line) for line in lines)
+
+
+def _describe_session(obj: dict[str, Any], now: datetime) -> list[str]:
     meta, spec, status = obj.get("metadata") or {}, _spec(obj), _status(obj)
     branch = spec.get("branch") or spec.get("newBranch") or ""
     if spec.get("newBranch"):
@@ -158,9 +171,17 @@ def describe(
             f" (Service {status.get('serviceName')}, port {status.get('servicePort')})"
         )
     else:
-        lines.append(f"Preview port:   {spec.get('previewPort', 8080)}")
-    lines.append(f"Expires in:     {spec.get('expiresIn', '24h')}")
-    lines.append(f"Expires at:     {_until(status.get('expiresAt'), now)}")
+        lines.append(f"Preview port:   {spec.get('previewPort', PREVIEW_PORT)}")
+    return lines
+
+
+def _describe_lifetime(obj: dict[str, Any], now: datetime) -> list[str]:
+    """Expiry, idle stop, activity, the end and the review."""
+    spec, status = _spec(obj), _status(obj)
+    lines = [
+        f"Expires in:     {spec.get('expiresIn', '24h')}",
+        f"Expires at:     {_until(status.get('expiresAt'), now)}",
+    ]
     if spec.get("idleTimeout"):
         idle = idle_deadline(status.get("lastActivityAt"), spec.get("idleTimeout"))
         stop = _until(idle.strftime("%Y-%m-%dT%H:%M:%SZ"), now) if idle else "-"
@@ -187,56 +208,56 @@ def describe(
         if review.get("commit"):
             parts.append(f"commit {str(review['commit'])[:12]}")
         lines.append(f"Review:         {', '.join(parts)}")
+    return lines
+
+
+def _describe_changes(status: dict[str, Any], now: datetime) -> list[str]:
     changes = status.get("changes")
-    lines.append("Workspace changes:")
-    if changes:
-        lines.append(f"  Uncommitted files:  {changes.get('uncommittedFiles', 0)}")
-        lines.append(f"  Untracked files:    {changes.get('untrackedFiles', 0)}")
-        lines.append(f"  Unpushed commits:   {changes.get('unpushedCommits', 0)}")
-        lines.append(f"  Checked:            {_ago(changes.get('checkedAt'), now)}")
-    else:
-        lines.append("  (not measured yet)")
-    lines.append("Conditions:")
-    conditions = status.get("conditions") or []
-    if conditions:
-        rows = [
-            [
-                str(c.get("type", "")),
-                str(c.get("status", "")),
-                str(c.get("reason", "")),
-                _short_age(c.get("lastTransitionTime"), now),
-                str(c.get("message", "")),
-            ]
-            for c in conditions
+    if not changes:
+        return ["Workspace changes:", "  (not measured yet)"]
+    return [
+        "Workspace changes:",
+        f"  Uncommitted files:  {changes.get('uncommittedFiles', 0)}",
+        f"  Untracked files:    {changes.get('untrackedFiles', 0)}",
+        f"  Unpushed commits:   {changes.get('unpushedCommits', 0)}",
+        f"  Checked:            {_ago(changes.get('checkedAt'), now)}",
+    ]
+
+
+def _indented_table(head: Sequence[str], rows: list[list[str]], empty: str) -> list[str]:
+    if not rows:
+        return [f"  {empty}"]
+    return ["  " + line for line in table(head, rows).splitlines()]
+
+
+def _describe_conditions(status: dict[str, Any], now: datetime) -> list[str]:
+    rows = [
+        [
+            str(c.get("type", "")),
+            str(c.get("status", "")),
+            str(c.get("reason", "")),
+            _short_age(c.get("lastTransitionTime"), now),
+            str(c.get("message", "")),
         ]
-        lines.extend(
-            "  " + line
-            for line in table(("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"), rows).splitlines()
-        )
-    else:
-        lines.append("  (none yet)")
-    lines.append("Events:")
-    recent = sorted(events, key=event_time)[-max_events:]
-    if recent:
-        rows = [
-            [
-                _short_age(event_time(e), now),
-                str(e.get("type", "")),
-                str(e.get("reason", "")),
-                str(e.get("count") or (e.get("series") or {}).get("count") or 1),
-                str(e.get("message", "")),
-            ]
-            for e in recent
+        for c in status.get("conditions") or []
+    ]
+    head = ("TYPE", "STATUS", "REASON", "SINCE", "MESSAGE")
+    return ["Conditions:", *_indented_table(head, rows, "(none yet)")]
+
+
+def _describe_events(events: Sequence[dict[str, Any]], now: datetime, max_events: int) -> list[str]:
+    rows = [
+        [
+            _short_age(event_time(e), now),
+            str(e.get("type", "")),
+            str(e.get("reason", "")),
+            str(e.get("count") or (e.get("series") or {}).get("count") or 1),
+            str(e.get("message", "")),
         ]
-        lines.extend(
-            "  " + line
-            for line in table(
-                ("LAST SEEN", "TYPE", "REASON", "COUNT", "MESSAGE"), rows
-            ).splitlines()
-        )
-    else:
-        lines.append("  (none)")
-    return "\n".join(one_line(line) for line in lines)
+        for e in sorted(events, key=event_time)[-max_events:]
+    ]
+    head = ("LAST SEEN", "TYPE", "REASON", "COUNT", "MESSAGE")
+    return ["Events:", *_indented_table(head, rows, "(none)")]
 
 
 def _short_age(text: str | None, now: datetime) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import posixpath
 import signal
 import sys
 import webbrowser
@@ -23,12 +22,14 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, NoReturn
 
-from .. import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from ..conditions import READY, STALLED, SUMMARY
-from ..durations import duration_ns
-from ..models import TERMINAL_PHASES, WebUIState
-from ..sanitize import one_line, strip_controls
-from . import podexec, render, timing
+from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION, timing
+from rdev_api.conditions import READY, STALLED, SUMMARY
+from rdev_api.durations import duration_ns
+from rdev_api.models import TERMINAL_PHASES, WebUIState
+from rdev_api.names import PREVIEW_PORT, WEBUI_PORT, webui_log
+from rdev_api.sanitize import one_line, strip_controls
+
+from . import podstream, render
 from .kubeapi import (
     PluginError,
     Target,
@@ -41,9 +42,7 @@ from .kubeapi import (
     watch_session,
 )
 
-WEBUI_PORT = 3001  # the operator's default RDEV_WEBUI_PORT
 DEFAULT_WAIT = "5m"
-_ENDED = frozenset(str(p) for p in TERMINAL_PHASES)
 
 
 def _now() -> datetime:
@@ -80,7 +79,7 @@ def _ready(obj: dict[str, Any]) -> bool:
 
 
 def _ended(obj: dict[str, Any]) -> bool:
-    return _phase(obj) in _ENDED
+    return _phase(obj) in TERMINAL_PHASES
 
 
 def _wait(target: Target, name: str, condition: str, timeout: str) -> dict[str, Any]:
@@ -202,26 +201,22 @@ def cmd_exec(args: argparse.Namespace, target: Target) -> int:
     if not command:
         raise PluginError("exec needs a command after --, e.g. kubectl session exec NAME -- ls")
     pod, container, path = _workspace(get_session(target, args.name), args.name)
-    argv = podexec.in_dir(path, command)
-    return podexec.run(
+    argv = podstream.in_dir(path, command)
+    return podstream.run(
         target.api, target.namespace, pod, container, argv, stdin=args.stdin, tty=args.tty
     )
 
 
-def log_path(checkout_path: str, name: str) -> str:
-    """Where the operator writes the web UI's log: <worktree root>/.rdev/<session>/webui.log."""
-    root = posixpath.dirname(checkout_path.rstrip("/"))
-    return posixpath.join(root, ".rdev", name, "webui.log")
-
-
 def cmd_logs(args: argparse.Namespace, target: Target) -> int:
     pod, container, path = _workspace(get_session(target, args.name), args.name)
-    log = log_path(path, args.name)
+    log = webui_log(path, args.name)
     argv = ["tail", "-n", "+1", "-f", "--", log] if args.follow else ["cat", "--", log]
-    out, err = podexec.CleanSink(sys.stdout.buffer), podexec.CleanSink(sys.stderr.buffer)
+    out, err = podstream.CleanSink(sys.stdout.buffer), podstream.CleanSink(sys.stderr.buffer)
     with _sigterm_as_interrupt():
         try:
-            code = podexec.run(target.api, target.namespace, pod, container, argv, out=out, err=err)
+            code = podstream.run(
+                target.api, target.namespace, pod, container, argv, out=out, err=err
+            )
         finally:
             out.finish()
             err.finish()
@@ -298,17 +293,17 @@ def remote_port(obj: dict[str, Any], web_ui: bool, preview: bool) -> tuple[int, 
     """The pod port to forward to, and what it serves.
 
     The web UI's port is the preview Service's port while the web UI runs
-    (the operator points the Service at it), else the operator's default 3001;
+    (the operator points the Service at it), else the operator's default WEBUI_PORT;
     the preview is spec.previewPort. Without a choice: the web UI when it runs.
     """
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
     running = status.get("webUI") == WebUIState.RUNNING
     if preview:
-        return int(spec.get("previewPort") or 8080), "preview"
+        return int(spec.get("previewPort") or PREVIEW_PORT), "preview"
     if web_ui or running:
         port = status.get("servicePort") if running else None
         return int(port or WEBUI_PORT), "web UI"
-    return int(status.get("servicePort") or spec.get("previewPort") or 8080), "preview"
+    return int(status.get("servicePort") or spec.get("previewPort") or PREVIEW_PORT), "preview"
 
 
 def _stop_on_sigterm(_sig: int, _frame: FrameType | None) -> None:
@@ -450,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--port-only", action="store_true", help="print the URL, open no browser")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--web-ui", action="store_true", help="the web UI (port 3001)")
+    which.add_argument("--web-ui", action="store_true", help=f"the web UI (port {WEBUI_PORT})")
     which.add_argument("--preview", action="store_true", help="the app preview (previewPort)")
     p.add_argument("--local-port", type=_port, default=0, help="local port (default: a free one)")
     _common(p)

@@ -1,11 +1,12 @@
-"""Deadlines and durations as the plugin shows and changes them (pure, no I/O)."""
+"""Deadlines and durations: the idle deadline both sides compute, and how the plugin shows
+and changes them (pure, no I/O)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ..durations import MAX_EXPIRES_IN_NS, duration_ns
+from .durations import MAX_EXPIRES_IN_NS, duration_ns
 
 _NS_PER_S = 1_000_000_000
 _GO_UNITS = (("h", 3600 * _NS_PER_S), ("m", 60 * _NS_PER_S), ("s", _NS_PER_S))

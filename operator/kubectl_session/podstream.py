@@ -21,8 +21,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
-from ..execresult import parse_exit_status
-from ..sanitize import StreamCleaner
+from rdev_api.execresult import parse_exit_status
+from rdev_api.sanitize import StreamCleaner
+
 from .kubeapi import PluginError, api_error
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
