@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,12 @@ PLUGIN = Path(sys.executable).parent / "kubectl-session"
 FAKE = f"{sys.executable} {ROOT / 'tests' / 'fake_webui.py'}"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The real UI's page title: 1.12 (@siteboon/claude-code-ui), 1.37 (@cloudcli-ai/cloudcli).
+REAL_TITLES = ("Claude Code UI", "CloudCLI UI")
 # Console errors the real UI logs by itself here, none about the session: its
 # auth probe before the account exists (401), its optional TaskMaster add-on
-# (not installed), and its version check against GitHub (no internet).
+# (not installed), and its version check against GitHub (no internet; 1.37 also
+# fails to load its web fonts and GitHub's star count: see on_console).
 UI_OWN_NOISE = (
     "status of 401 (Unauthorized)",
     "Failed to check TaskMaster installation status",
@@ -183,9 +187,7 @@ def test_two_sessions_on_one_pod_keep_their_own_database(
     port = free_port()
     ui_operator(operator_factory, real_ui, port)
     create_project_pod(api, namespace, "shop", repo)
-    # 1.12 ships server/database/auth.db and would use it without DATABASE_PATH.
-    shipped = Path(real_ui).resolve().parent / "database" / "auth.db"
-    before = shipped.read_bytes() if shipped.exists() else None
+    before = shipped_databases(real_ui)
     dbs = []
     for name, branch in (("a", "feature-a"), ("b", "feature-b")):
         create_session(api, namespace, session_manifest(name, "shop", branch=branch, webUI=True))
@@ -204,7 +206,17 @@ def test_two_sessions_on_one_pod_keep_their_own_database(
         )
         wait_for(lambda n=name: session_gone(api, namespace, n), timeout=90, what=f"{name} gone")
     assert dbs[0] != dbs[1]
-    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    assert shipped_databases(real_ui) == before
+
+
+def shipped_databases(real_ui: str) -> dict[Path, bytes]:
+    """The databases inside the UI's package, which it would use without
+    DATABASE_PATH: 1.12 server/database/auth.db, 1.37 dist-server/database/auth.db."""
+    prefix = next(p for p in Path(real_ui).parents if (p / "node_modules").is_dir())
+    packages = [
+        prefix / "node_modules" / p for p in ("@siteboon/claude-code-ui", "@cloudcli-ai/cloudcli")
+    ]
+    return {db: db.read_bytes() for pkg in packages for db in pkg.glob("*/database/auth.db")}
 
 
 def api_call(port: int, path: str, body: dict[str, str] | None = None) -> dict[str, Any]:
@@ -234,6 +246,27 @@ def web_ui(request: pytest.FixtureRequest) -> tuple[str, str]:
     if request.param == "standin":
         return "standin", f"{FAKE} --on-port"
     return "real", str(request.getfixturevalue("real_ui"))
+
+
+def on_console(message: Any, ui_url: str, errors: list[str]) -> None:
+    """Keep the page's console errors, except resources off the UI's own origin
+    that fail to load: the internet is not reachable here."""
+    if message.type != "error":
+        return
+    source = urllib.parse.urlsplit(str(message.location.get("url") or ""))
+    off_origin = source.netloc != urllib.parse.urlsplit(ui_url).netloc
+    if message.text.startswith("Failed to load resource") and off_origin:
+        return
+    errors.append(message.text)
+
+
+def finish_onboarding(page: Any) -> None:
+    """1.37's first-run wizard: a git identity (kept in the session's own home),
+    then optional agent logins, skipped."""
+    page.fill("#gitName", "rdev user")
+    page.fill("#gitEmail", "rdev@example.com")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Complete Setup").click()
 
 
 @pytest.mark.browser
@@ -269,11 +302,11 @@ def test_browser_opens_the_session_web_ui(
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("console", lambda m: on_console(m, opened.url, errors))
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.goto(opened.url, wait_until="networkidle")
                 if kind == "real":
-                    assert page.title() == "Claude Code UI"
+                    assert page.title() in REAL_TITLES
                     # A fresh per-session database: the UI asks for its one account.
                     page.fill("#username", "rdev-user")
                     page.fill("#password", "rdev-pass-123")
@@ -281,6 +314,10 @@ def test_browser_opens_the_session_web_ui(
                     page.click("button[type=submit]")
                     # The session's worktree is the project it offers.
                     project = page.get_by_text(Path(worktree).name, exact=True)
+                    first_run = page.locator("#gitName")  # 1.37 asks for a git identity first
+                    project.filter(visible=True).first.or_(first_run).wait_for(timeout=30_000)
+                    if first_run.is_visible():
+                        finish_onboarding(page)
                     project.filter(visible=True).first.wait_for(timeout=30_000)
                     project.filter(visible=True).first.click()
                     # And the project the UI loaded is that path (its own API, its token).
