@@ -42,6 +42,11 @@ def run_dir(worktree_root: str, session: str) -> str:
     return f"{worktree_root.rstrip('/')}/.rdev/{session}"
 
 
+def webui_log_in(run_dir: str) -> str:
+    """The web UI's log in its run directory: the start script writes it, activity reads it."""
+    return posixpath.join(run_dir, WEBUI_LOG)
+
+
 def webui_log(checkout: str, session: str) -> str:
     """The web UI's log, found from the checkout path (its parent is the worktree root)."""
-    return posixpath.join(run_dir(posixpath.dirname(checkout.rstrip("/")), session), WEBUI_LOG)
+    return webui_log_in(run_dir(posixpath.dirname(checkout.rstrip("/")), session))

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from rdev_api import names
 from rdev_api.execresult import ExecResult
 from rdev_api.sanitize import one_line
 
@@ -281,15 +282,19 @@ printf '%s\n' '--rdev-activity--'
   cat "$scratch/status"
   ( cd -- "$1" && git ls-files -z -m -o --exclude-standard \
       | xargs -0 -r stat -c '%n %Y %s' -- ) 2>/dev/null
-  [ -z "${2:-}" ] || stat -c '%s %Y' -- "$2/webui.log" 2>/dev/null
+  [ -z "${2:-}" ] || stat -c '%s %Y' -- "$2" 2>/dev/null
 } | cksum
 """
 )
 
 
 def changes(path: str, run_dir: str = "") -> Argv:
-    """The workspace state: counts made in the pod, and an activity mark."""
-    return ["sh", "-c", CHANGES_SCRIPT, "sh", path, run_dir]
+    """The workspace state: counts made in the pod, and an activity mark.
+
+    The mark covers the web UI's log when ``run_dir`` is given.
+    """
+    log = names.webui_log_in(run_dir) if run_dir else ""
+    return ["sh", "-c", CHANGES_SCRIPT, "sh", path, log]
 
 
 def _count(fields: dict[str, str], key: str) -> int:

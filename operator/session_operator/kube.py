@@ -28,12 +28,6 @@ log = logging.getLogger(__name__)
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 REQUEST_TIMEOUT_S = 30.0
-# The kinds the operator creates, by kind: (client attribute, noun in the client's method names).
-CHILD_KINDS = {
-    "Service": ("core", "service"),
-    "Ingress": ("net", "ingress"),
-    "NetworkPolicy": ("net", "network_policy"),
-}
 
 
 class KubeError(Exception):
@@ -95,6 +89,32 @@ async def _send(call: Awaitable[Any], ok_statuses: tuple[int, ...] = ()) -> tupl
     if resp.status in ok_statuses:
         return resp.status, None
     raise KubeError(resp.status, data.decode("utf-8", "replace"))
+
+
+async def _read(read: Any, namespace: str, name: str) -> Body | None:
+    """A child as it is; None when there is none."""
+    return (await _send(read(name, namespace, _preload_content=False), (404,)))[1]
+
+
+async def _create(create: Any, body: Body) -> Body | None:
+    """Create; None when the name is taken (409): the caller reads it and checks the owner."""
+    call = create(body["metadata"]["namespace"], body, _preload_content=False)
+    return (await _send(call, (409,)))[1]
+
+
+async def _patch(patch_call: Any, namespace: str, name: str, patch: Any) -> Body | None:
+    """A JSON patch (a list) or a merge patch (a dict); None when the object is gone."""
+    content = JSON_PATCH if isinstance(patch, list) else MERGE
+    call = patch_call(name, namespace, patch, _preload_content=False, _content_type=content)
+    return (await _send(call, (404,)))[1]
+
+
+async def _delete(delete: Any, namespace: str, name: str, uid: str) -> bool:
+    """Delete only the object with this UID; False when the name holds another one (409)."""
+    body = {"preconditions": {"uid": uid}}
+    call = delete(name, namespace, body=body, _preload_content=False)
+    status, _ = await _send(call, (404, 409))
+    return status != 409
 
 
 class Kube:
@@ -185,33 +205,42 @@ class Kube:
         return (await _send(call, (404,)))[0] != 404
 
     # Children: the preview Service and Ingress, the web UI's NetworkPolicy ------
-    def _child_call(self, verb: str, kind: str) -> Any:
-        api, noun = CHILD_KINDS[kind]
-        return getattr(getattr(self, api), f"{verb}_namespaced_{noun}")
+    # One call per kind and verb; _read, _create, _patch and _delete say what each verb returns.
+    async def get_service(self, namespace: str, name: str) -> Body | None:
+        return await _read(self.core.read_namespaced_service, namespace, name)
 
-    async def get_child(self, kind: str, namespace: str, name: str) -> Body | None:
-        call = self._child_call("read", kind)(name, namespace, _preload_content=False)
-        return (await _send(call, (404,)))[1]
+    async def get_ingress(self, namespace: str, name: str) -> Body | None:
+        return await _read(self.net.read_namespaced_ingress, namespace, name)
 
-    async def create_child(self, body: Body) -> Body | None:
-        """Create; None when the name is taken (409): the caller reads it and checks the owner."""
-        create = self._child_call("create", body["kind"])
-        call = create(body["metadata"]["namespace"], body, _preload_content=False)
-        return (await _send(call, (409,)))[1]
+    async def get_network_policy(self, namespace: str, name: str) -> Body | None:
+        return await _read(self.net.read_namespaced_network_policy, namespace, name)
 
-    async def patch_child(self, kind: str, namespace: str, name: str, patch: Any) -> Body | None:
-        """A JSON patch (a list) or a merge patch (a dict); None when the object is gone."""
-        content = JSON_PATCH if isinstance(patch, list) else MERGE
-        patch_call = self._child_call("patch", kind)
-        call = patch_call(name, namespace, patch, _preload_content=False, _content_type=content)
-        return (await _send(call, (404,)))[1]
+    async def create_service(self, body: Body) -> Body | None:
+        return await _create(self.core.create_namespaced_service, body)
 
-    async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool:
-        """Delete only the object with this UID; False when the name holds another one (409)."""
-        body = {"preconditions": {"uid": uid}}
-        call = self._child_call("delete", kind)(name, namespace, body=body, _preload_content=False)
-        status, _ = await _send(call, (404, 409))
-        return status != 409
+    async def create_ingress(self, body: Body) -> Body | None:
+        return await _create(self.net.create_namespaced_ingress, body)
+
+    async def create_network_policy(self, body: Body) -> Body | None:
+        return await _create(self.net.create_namespaced_network_policy, body)
+
+    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.core.patch_namespaced_service, namespace, name, patch)
+
+    async def patch_ingress(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.net.patch_namespaced_ingress, namespace, name, patch)
+
+    async def patch_network_policy(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.net.patch_namespaced_network_policy, namespace, name, patch)
+
+    async def delete_service(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.core.delete_namespaced_service, namespace, name, uid)
+
+    async def delete_ingress(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.net.delete_namespaced_ingress, namespace, name, uid)
+
+    async def delete_network_policy(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.net.delete_namespaced_network_policy, namespace, name, uid)
 
     # Events (built and counted by events.EventRecorder) ---------------------
     async def create_event(self, namespace: str, body: Body) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rdev_api import names
 from rdev_api.execresult import ExecResult
 
 Argv = list[str]
@@ -60,8 +61,9 @@ _START = (
     + _HEALTHY
     + r"""
 set -eu
-dir="$1"; run="$2"; port="$3"; health="$4"; timeout="$5"; key="$6"; config="$7"; seed="$8"
-shift 8
+dir="$1"; run="$2"; log="$3"; port="$4"; health="$5"; timeout="$6"; key="$7"; config="$8"
+seed="$9"
+shift 9
 home="$run/webui/home"
 projects="$home/.claude/projects/$key"
 mkdir -p "$run" "$projects"
@@ -80,7 +82,7 @@ else
   PORT="$port" SERVER_PORT="$port" HOST=0.0.0.0 HOME="$home" \
     DATABASE_PATH="$run/webui/auth.db" WORKSPACES_ROOT="$dir" nohup sh -c \
     'echo "$$" >"$1/webui.pid.tmp" && mv "$1/webui.pid.tmp" "$1/webui.pid" && shift && exec "$@"' \
-    sh "$run" "$@" >"$run/webui.log" 2>&1 </dev/null &
+    sh "$run" "$@" >"$log" 2>&1 </dev/null &
   i=0
   while [ ! -f "$run/webui.pid" ] && [ "$i" -lt 40 ]; do sleep 0.05; i=$((i+1)); done
   sleep 0.2
@@ -99,14 +101,6 @@ done
 since="$(cat "$run/webui.since" 2>/dev/null || echo 0)"
 [ "$(( $(date +%s) - since ))" -ge "$timeout" ] && exit 4
 echo "$state starting"
-"""
-)
-
-_ALIVE = (
-    _RUNNING
-    + r"""
-pid="$(cat "$1/webui.pid" 2>/dev/null)" || exit 1
-running "$pid"
 """
 )
 
@@ -174,6 +168,7 @@ def start(
         "sh",
         checkout,
         run_dir,
+        names.webui_log_in(run_dir),
         str(port),
         health_path,
         str(max(math.ceil(timeout_s), 1)),
@@ -182,10 +177,6 @@ def start(
         project_seed(checkout),
         *command,
     ]
-
-
-def alive(run_dir: str) -> Argv:
-    return ["sh", "-c", _ALIVE, "sh", run_dir]
 
 
 def stop(run_dir: str, grace_s: float) -> Argv:

@@ -246,7 +246,8 @@ class FakeKube:
     def __init__(self) -> None:
         self.sessions: dict[tuple[str, str], Body] = {}
         self.services: dict[tuple[str, str], Body] = {}
-        self.others: dict[str, dict[tuple[str, str], Body]] = {}  # other children, by kind
+        self.ingresses: dict[tuple[str, str], Body] = {}
+        self.policies: dict[tuple[str, str], Body] = {}
         self.status_patches: list[Body] = []
         self.events: list[tuple[str, str, str]] = []
         self.pod_patches: list[tuple[str, Body]] = []
@@ -279,17 +280,8 @@ class FakeKube:
         self.pod_patches.append((name, patch))
         return True
 
-    def _kind(self, kind: str) -> dict[tuple[str, str], Body]:
-        if kind == "Service":
-            return self.services
-        return self.others.setdefault(kind, {})
-
-    async def get_child(self, kind: str, namespace: str, name: str) -> Body | None:
-        return self._kind(kind).get((namespace, name))
-
-    async def create_child(self, body: Body) -> Body | None:
+    def _create(self, objects: dict[tuple[str, str], Body], body: Body) -> Body | None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        objects = self._kind(body["kind"])
         if key in objects:
             return None
         self.rv += 1
@@ -297,20 +289,55 @@ class FakeKube:
         objects[key] = body
         return body
 
-    async def patch_child(self, kind: str, namespace: str, name: str, patch: Any) -> Body | None:
-        raise AssertionError("not expected in these tests")
-
-    async def delete_child(self, kind: str, namespace: str, name: str, uid: str) -> bool:
-        objects = self._kind(kind)
+    @staticmethod
+    def _delete(objects: dict[tuple[str, str], Body], namespace: str, name: str, uid: str) -> bool:
         current = objects.get((namespace, name))
         if current is None:
             return True
         if current["metadata"]["uid"] != uid:
             return False  # the API server's 409 for a failed UID precondition
-        if kind == "Service":
-            self.deleted_services.append(name)
         del objects[(namespace, name)]
         return True
+
+    async def get_service(self, namespace: str, name: str) -> Body | None:
+        return self.services.get((namespace, name))
+
+    async def get_ingress(self, namespace: str, name: str) -> Body | None:
+        return self.ingresses.get((namespace, name))
+
+    async def get_network_policy(self, namespace: str, name: str) -> Body | None:
+        return self.policies.get((namespace, name))
+
+    async def create_service(self, body: Body) -> Body | None:
+        return self._create(self.services, body)
+
+    async def create_ingress(self, body: Body) -> Body | None:
+        return self._create(self.ingresses, body)
+
+    async def create_network_policy(self, body: Body) -> Body | None:
+        return self._create(self.policies, body)
+
+    async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
+        raise AssertionError("not expected in these tests")
+
+    async def patch_ingress(self, namespace: str, name: str, patch: Any) -> Body | None:
+        raise AssertionError("not expected in these tests")
+
+    async def patch_network_policy(self, namespace: str, name: str, patch: Any) -> Body | None:
+        raise AssertionError("not expected in these tests")
+
+    async def delete_service(self, namespace: str, name: str, uid: str) -> bool:
+        present = (namespace, name) in self.services
+        deleted = self._delete(self.services, namespace, name, uid)
+        if present and deleted:
+            self.deleted_services.append(name)
+        return deleted
+
+    async def delete_ingress(self, namespace: str, name: str, uid: str) -> bool:
+        return self._delete(self.ingresses, namespace, name, uid)
+
+    async def delete_network_policy(self, namespace: str, name: str, uid: str) -> bool:
+        return self._delete(self.policies, namespace, name, uid)
 
     async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason, message))
@@ -732,12 +759,15 @@ async def test_failing_web_ui_backs_off_through_the_queue_and_resets_on_success(
     ui.ui_failing = False
     ui_ports: list[Any] = []
 
-    async def patch_child(kind: str, namespace: str, name: str, patch: Any) -> Body | None:
-        if kind == "Service":
-            ui_ports.append(patch)  # the preview Service moves to the web UI's port
+    async def patch_service(namespace: str, name: str, patch: Any) -> Body | None:
+        ui_ports.append(patch)  # the preview Service moves to the web UI's port
         return None
 
-    h.kube.patch_child = patch_child  # type: ignore[method-assign]
+    async def patch_network_policy(namespace: str, name: str, patch: Any) -> Body | None:
+        return None
+
+    h.kube.patch_service = patch_service  # type: ignore[method-assign]
+    h.kube.patch_network_policy = patch_network_policy  # type: ignore[method-assign]
     result = await h.reconcile(h.kube.sessions[key])
     assert not result.failed and not result.backing_off
     h.controller.schedule(key, result)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rdev_api import names
 from rdev_api.execresult import ExecResult
-from session_operator import webui
+from session_operator import gitcmd, webui
 
 
 def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -39,13 +40,10 @@ def test_scripts_are_constants_and_values_are_positional() -> None:
         webui.project_config(checkout),
         webui.project_seed(checkout),
     ]
-    assert args == [checkout, run_dir, "3001", "", "60", *seeds, *command]
-    for value in [checkout, run_dir, *command, *seeds]:
+    log = f"{run_dir}/webui.log"
+    assert args == [checkout, run_dir, log, "3001", "", "60", *seeds, *command]
+    for value in [checkout, run_dir, log, *command, *seeds]:
         assert value not in script
-    script_a, args_a = _script_and_args(webui.alive(run_dir))
-    assert script_a == _script_and_args(webui.alive("/other"))[0]
-    assert args_a == [run_dir]
-    assert run_dir not in script_a
     script_s, args_s = _script_and_args(webui.stop(run_dir, 2.5))
     assert script_s == _script_and_args(webui.stop("/other", 30))[0]
     assert args_s == [run_dir, "25"]  # the grace in tenths of a second
@@ -79,10 +77,8 @@ def dirs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
-def test_start_alive_stop_for_real(dirs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_start_stop_for_real(dirs: tuple[Path, Path], tmp_path: Path) -> None:
     checkout, run_dir = dirs
-    assert run(webui.alive(str(run_dir))).returncode != 0  # nothing started yet
-
     started = run(webui.start(str(checkout), str(run_dir), 4321, ["sleep", "30"]))
     assert started.returncode == webui.STARTED_EXIT_CODE, started.stderr
     assert started.stdout.strip() == "started"
@@ -94,7 +90,6 @@ def test_start_alive_stop_for_real(dirs: tuple[Path, Path], tmp_path: Path) -> N
     env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert b"PORT=4321" in env
 
-    assert run(webui.alive(str(run_dir))).returncode == 0
     again = run(webui.start(str(checkout), str(run_dir), 4321, ["sleep", "30"]))
     assert again.returncode == 0 and again.stdout.strip() == "running"
     assert int(pidfile.read_text()) == pid  # no second process
@@ -106,7 +101,6 @@ def test_start_alive_stop_for_real(dirs: tuple[Path, Path], tmp_path: Path) -> N
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(pid)
-    assert run(webui.alive(str(run_dir))).returncode != 0
     assert run(webui.stop(str(run_dir), 5)).stdout.strip() == "stopped"  # idempotent
     assert not list(tmp_path.rglob("pwned*"))
 
@@ -187,7 +181,6 @@ def test_stale_pid_file_is_replaced(dirs: tuple[Path, Path]) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     (run_dir / "webui.pid").write_text(str(dead.pid))
-    assert run(webui.alive(str(run_dir))).returncode != 0
     started = run(webui.start(str(checkout), str(run_dir), 1, ["sleep", "30"]))
     assert started.stdout.strip() == "started"
     assert int((run_dir / "webui.pid").read_text()) != dead.pid
@@ -203,7 +196,6 @@ def test_an_unreaped_exited_process_is_not_alive(dirs: tuple[Path, Path]) -> Non
         while pid_alive(zombie.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         (run_dir / "webui.pid").write_text(str(zombie.pid))
-        assert run(webui.alive(str(run_dir))).returncode != 0
         started = time.monotonic()
         assert run(webui.stop(str(run_dir), 5)).stdout.strip() == "stopped"
         assert time.monotonic() - started < 2  # no wait for a process that is gone
@@ -213,3 +205,24 @@ def test_an_unreaped_exited_process_is_not_alive(dirs: tuple[Path, Path]) -> Non
         assert again.stdout.strip() == "started"
     finally:
         zombie.wait()
+
+
+def test_the_log_file_is_named_in_one_place(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start script writes, and the activity mark reads, the log that ``names`` names."""
+    for script in (webui._START, gitcmd.CHANGES_SCRIPT):
+        assert names.WEBUI_LOG not in script
+    monkeypatch.setattr(names, "WEBUI_LOG", "elsewhere.txt")
+    checkout, run_dir = dirs
+    command = ["sh", "-c", "echo listening; exec sleep 30"]
+    started = run(webui.start(str(checkout), str(run_dir), 1, command))
+    assert started.stdout.strip() == "started", started.stderr
+    log = run_dir / "elsewhere.txt"
+    deadline = time.monotonic() + 5
+    while "listening" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.read_text() == "listening\n"
+    assert not (run_dir / "webui.log").exists()
+    assert gitcmd.changes(str(checkout), str(run_dir))[-1] == str(log)
+    assert run(webui.stop(str(run_dir), 5)).stdout.strip() == "stopped"

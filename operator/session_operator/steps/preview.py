@@ -9,6 +9,10 @@ carries a UID precondition, so a replacement made in between is never touched.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
 from rdev_api import Body, names
 from rdev_api.conditions import PREVIEW_READY
 from rdev_api.models import WebUIState
@@ -17,8 +21,40 @@ from rdev_api.reasons import Reason
 from .. import builders
 from ..context import Ctx, Env, Halt
 from ..kube import KubeError
+from ..ports import KubePort
 
-SERVICE, INGRESS, NETWORK_POLICY = "Service", "Ingress", "NetworkPolicy"
+
+@dataclass(frozen=True)
+class _Calls:
+    """One kind's calls, so that claiming, fixing and deleting below serve every kind."""
+
+    kind: str
+    get: Callable[[str, str], Awaitable[Body | None]]
+    create: Callable[[Body], Awaitable[Body | None]]
+    patch: Callable[[str, str, Any], Awaitable[Body | None]]
+    delete: Callable[[str, str, str], Awaitable[bool]]
+
+
+def _services(kube: KubePort) -> _Calls:
+    return _Calls(
+        "Service", kube.get_service, kube.create_service, kube.patch_service, kube.delete_service
+    )
+
+
+def _ingresses(kube: KubePort) -> _Calls:
+    return _Calls(
+        "Ingress", kube.get_ingress, kube.create_ingress, kube.patch_ingress, kube.delete_ingress
+    )
+
+
+def _network_policies(kube: KubePort) -> _Calls:
+    return _Calls(
+        "NetworkPolicy",
+        kube.get_network_policy,
+        kube.create_network_policy,
+        kube.patch_network_policy,
+        kube.delete_network_policy,
+    )
 
 
 def _uid(obj: Body) -> str:
@@ -26,23 +62,23 @@ def _uid(obj: Body) -> str:
 
 
 async def _claim(
-    ctx: Ctx, env: Env, desired: Body, known: Body | None, read: bool
+    ctx: Ctx, calls: _Calls, desired: Body, known: Body | None, read: bool
 ) -> tuple[Body, bool]:
     """Ours, and whether it was just created from ``desired``; Halt when the name is another's.
 
     ``known`` is our object as last seen; else it is read first when ``read``
     (it may exist), or created straight away (a 409 then reads it).
     """
-    kind, name = desired["kind"], desired["metadata"]["name"]
+    kind, name = calls.kind, desired["metadata"]["name"]
     current = known
     if current is None and read:
-        current = await env.kube.get_child(kind, ctx.namespace, name)
+        current = await calls.get(ctx.namespace, name)
     if current is None:
-        created = await env.kube.create_child(desired)
+        created = await calls.create(desired)
         if created is not None:
             ctx.event("Normal", f"{kind}Created", f"{kind} {name} created")
             return created, True
-        current = await env.kube.get_child(kind, ctx.namespace, name)
+        current = await calls.get(ctx.namespace, name)
         if current is None:  # deleted since the 409: try again soon
             raise KubeError(409, f"{kind} {name} was deleted while being created")
     if not builders.owned_by(current, ctx.uid):
@@ -54,27 +90,26 @@ async def _claim(
     return current, False
 
 
-async def _fix_spec(ctx: Ctx, env: Env, desired: Body, current: Body) -> Body | None:
+async def _fix_spec(ctx: Ctx, calls: _Calls, desired: Body, current: Body) -> Body | None:
     """Patch the spec fields of ours that differ from ``desired`` (nothing else)."""
     ops = builders.spec_patch(desired, current)
     if not ops:
         return None
-    kind, name = desired["kind"], desired["metadata"]["name"]
     patch = builders.uid_guard(_uid(current)) + ops
-    return await env.kube.patch_child(kind, ctx.namespace, name, patch)
+    return await calls.patch(ctx.namespace, desired["metadata"]["name"], patch)
 
 
-async def _delete_ours(ctx: Ctx, env: Env, kind: str, name: str, uid: str | None) -> None:
+async def _delete_ours(ctx: Ctx, calls: _Calls, name: str, uid: str | None) -> None:
     """Delete the object if this Session owns it; gone or someone else's: leave it.
 
     ``uid`` is ours as last seen; a 409 (the name now holds another object)
     means read it and check again.
     """
-    if uid is not None and await env.kube.delete_child(kind, ctx.namespace, name, uid):
+    if uid is not None and await calls.delete(ctx.namespace, name, uid):
         return
-    current = await env.kube.get_child(kind, ctx.namespace, name)
+    current = await calls.get(ctx.namespace, name)
     if current is not None and builders.owned_by(current, ctx.uid):
-        await env.kube.delete_child(kind, ctx.namespace, name, _uid(current))
+        await calls.delete(ctx.namespace, name, _uid(current))
 
 
 def _web_ui_up(state: str | None) -> bool:
@@ -112,9 +147,10 @@ async def ensure_webui_policy(ctx: Ctx, env: Env) -> None:
         allowed_from=[peer.as_peer() for peer in settings.webui_allowed_from],
     )
     ctx.step("restrict access to the web UI")
-    current, created = await _claim(ctx, env, desired, None, _policy_may_exist(ctx, env))
+    calls = _network_policies(env.kube)
+    current, created = await _claim(ctx, calls, desired, None, _policy_may_exist(ctx, env))
     if not created:
-        current = await _fix_spec(ctx, env, desired, current) or current
+        current = await _fix_spec(ctx, calls, desired, current) or current
     env.webui_policies[ctx.key] = (_uid(current), checked)
 
 
@@ -124,7 +160,8 @@ async def remove_webui_policy(ctx: Ctx, env: Env) -> None:
         return
     known = env.webui_policies.get(ctx.key)
     name = names.webui_policy_name(ctx.name)
-    await _delete_ours(ctx, env, NETWORK_POLICY, name, known[0] if known is not None else None)
+    uid = known[0] if known is not None else None
+    await _delete_ours(ctx, _network_policies(env.kube), name, uid)
     env.webui_policies.pop(ctx.key, None)
 
 
@@ -152,13 +189,13 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
     known = cached if cached is not None and builders.owned_by(cached, ctx.uid) else None
     if known is None:
         ctx.step("create the preview Service")
-    current, created = await _claim(ctx, env, desired, known, read=True)
+    current, created = await _claim(ctx, _services(env.kube), desired, known, read=True)
     if created:
         env.store.services.put(current)
     elif builders.service_port(current) != port:
         ctx.step("update the preview Service")
         patch = builders.uid_guard(_uid(current)) + builders.service_port_patch(port)
-        patched = await env.kube.patch_child(SERVICE, ctx.namespace, svc_name, patch)
+        patched = await env.kube.patch_service(ctx.namespace, svc_name, patch)
         if patched is not None:
             env.store.services.put(patched)
         ctx.event("Normal", Reason.SERVICE_UPDATED, f"preview Service now on port {port}")
@@ -173,9 +210,10 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
             host=settings.ingress_host_template.format(**values),
             ingress_class=settings.ingress_class,
         )
-        current, created = await _claim(ctx, env, ingress, None, read=True)
+        calls = _ingresses(env.kube)
+        current, created = await _claim(ctx, calls, ingress, None, read=True)
         if not created:
-            await _fix_spec(ctx, env, ingress, current)
+            await _fix_spec(ctx, calls, ingress, current)
     ctx.status.service_name = svc_name
     ctx.status.service_port = port
     ctx.status.preview_url = builders.preview_url(
@@ -196,10 +234,11 @@ async def remove_preview(ctx: Ctx, env: Env) -> None:
     if known is not None:
         env.store.services.remove(key)
     try:
-        await _delete_ours(ctx, env, SERVICE, svc, _uid(known) if known is not None else None)
+        uid = _uid(known) if known is not None else None
+        await _delete_ours(ctx, _services(env.kube), svc, uid)
     except BaseException:
         if known is not None:
             env.store.services.put(known)
         raise
     if env.settings.ingress_class:
-        await _delete_ours(ctx, env, INGRESS, svc, None)
+        await _delete_ours(ctx, _ingresses(env.kube), svc, None)
