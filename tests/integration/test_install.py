@@ -696,6 +696,7 @@ def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
         "RDEV_HEALTH_PORT": str(health),
         "RDEV_METRICS_PORT": str(metrics),
         "RDEV_WEBUI_COMMAND": f"{sys.executable} {ROOT / 'tests' / 'fake_webui.py'}",
+        "RDEV_WEBUI_HEALTH_PATH": "",  # the stand-in serves no page (as in conftest.py)
         "POD_NAME": "image-operator",
         "POD_ID": "image-operator",
     }
