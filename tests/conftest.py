@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from kubehelpers import ROOT, install_crd, kill_webuis, make_repo, wait_for
+from kubehelpers import ROOT, install_crd, kill_webuis, make_repo, scratch_namespace, wait_for
 
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 
@@ -57,30 +57,8 @@ def api(kubeconfig: str) -> client.ApiClient:
 
 @pytest.fixture
 def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
-    # Admission needs the default ServiceAccount, which the controller-manager makes.
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=60,
-        what="default ServiceAccount",
-    )
-    yield name
-    custom = client.CustomObjectsApi(api)
-    for item in custom.list_namespaced_custom_object("rdev.io", "v1alpha1", name, "sessions")[
-        "items"
-    ]:
-        if item["metadata"].get("finalizers"):
-            custom.patch_namespaced_custom_object(
-                "rdev.io",
-                "v1alpha1",
-                name,
-                "sessions",
-                item["metadata"]["name"],
-                {"metadata": {"finalizers": None}},
-            )
-    core.delete_namespace(name)
+    with scratch_namespace(api) as name:
+        yield name
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -393,3 +393,32 @@ def plugin(
         timeout=timeout,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def scratch_namespace(api: client.ApiClient) -> Iterator[str]:
+    """A namespace of its own, ready for Sessions; deleted afterwards, finalizers and all."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": name}})
+    # Admission needs the default ServiceAccount, which the controller-manager makes.
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=60,
+        what="default ServiceAccount",
+    )
+    try:
+        yield name
+    finally:
+        custom = client.CustomObjectsApi(api)
+        for item in custom.list_namespaced_custom_object(GROUP, VERSION, name, PLURAL)["items"]:
+            if item["metadata"].get("finalizers"):
+                custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    name,
+                    PLURAL,
+                    item["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+        core.delete_namespace(name)

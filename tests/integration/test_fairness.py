@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,15 +19,13 @@ import pytest
 from kubernetes import client
 
 from kubehelpers import (
-    GROUP,
-    PLURAL,
-    VERSION,
     create_project_pod,
     create_session,
     exec_output,
     git,
     make_repo,
     pod_ready,
+    scratch_namespace,
     session_manifest,
     wait_condition,
     wait_for,
@@ -42,27 +39,8 @@ HANG = "ext::sh -c sleep% 300"  # git-remote-ext: "% " is a literal space
 
 @pytest.fixture
 def other_namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name}})
-    wait_for(
-        lambda: core.read_namespaced_service_account("default", name),
-        timeout=60,
-        what="default ServiceAccount",
-    )
-    yield name
-    custom = client.CustomObjectsApi(api)
-    for item in custom.list_namespaced_custom_object(GROUP, VERSION, name, PLURAL)["items"]:
-        if item["metadata"].get("finalizers"):
-            custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                name,
-                PLURAL,
-                item["metadata"]["name"],
-                {"metadata": {"finalizers": None}},
-            )
-    core.delete_namespace(name)
+    with scratch_namespace(api) as name:
+        yield name
 
 
 def processes_under(root: Path) -> dict[int, list[str]]:
