@@ -115,6 +115,17 @@ def _ui_pid(repo: dict[str, Path], name: str) -> int:
     return int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=30))
 
 
+def _saving_ui_ready(api, namespace: str, repo: dict[str, Path]) -> int:
+    """A Session whose web UI has set up its TERM handler; the UI's pid."""
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(api, namespace, session_manifest("s", "shop", branch="feature-a", webUI=True))
+    wait_condition(api, namespace, "s", "WebUIReady", "True", "Running", timeout=90)
+    pid = _ui_pid(repo, "s")
+    log = repo["sessions"] / ".rdev" / "s" / "webui.log"
+    wait_for(lambda: "ready" in log.read_text(), timeout=30, what="the UI's TERM handler")
+    return pid
+
+
 def test_checkin_gives_the_web_ui_its_grace_to_save(
     api, namespace, repo, operator_factory, tmp_path: Path
 ) -> None:
@@ -122,12 +133,7 @@ def test_checkin_gives_the_web_ui_its_grace_to_save(
     ui.write_text(SAVING_UI)
     marker = tmp_path / "term"
     operator_factory(RDEV_WEBUI_COMMAND=f"{sys.executable} {ui} {marker} 7")
-    create_project_pod(api, namespace, "shop", repo)
-    create_session(api, namespace, session_manifest("s", "shop", branch="feature-a", webUI=True))
-    wait_condition(api, namespace, "s", "WebUIReady", "True", "Running", timeout=90)
-    pid = _ui_pid(repo, "s")
-    log = repo["sessions"] / ".rdev" / "s" / "webui.log"
-    wait_for(lambda: "ready" in log.read_text(), timeout=30, what="the UI's TERM handler")
+    pid = _saving_ui_ready(api, namespace, repo)
 
     patch_session(api, namespace, "s", {"checkin": {"skipReview": True}})
     s = wait_phase(api, namespace, "s", "Ended", timeout=90)
@@ -152,12 +158,7 @@ def test_delete_kills_a_web_ui_that_ignores_term_after_the_grace(
     operator_factory(
         RDEV_WEBUI_COMMAND=f"{sys.executable} {ui} {marker} 0", RDEV_WEBUI_STOP_GRACE="2s"
     )
-    create_project_pod(api, namespace, "shop", repo)
-    create_session(api, namespace, session_manifest("s", "shop", branch="feature-a", webUI=True))
-    wait_condition(api, namespace, "s", "WebUIReady", "True", "Running", timeout=90)
-    pid = _ui_pid(repo, "s")
-    log = repo["sessions"] / ".rdev" / "s" / "webui.log"
-    wait_for(lambda: "ready" in log.read_text(), timeout=30, what="the UI's TERM handler")
+    pid = _saving_ui_ready(api, namespace, repo)
 
     client.CustomObjectsApi(api).delete_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "s"
