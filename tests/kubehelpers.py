@@ -245,6 +245,23 @@ def events_for(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
     return list(events.items)
 
 
+def wait_events(
+    api: client.ApiClient,
+    namespace: str,
+    name: str,
+    reason: str,
+    *,
+    match: Callable[[Any], bool] = lambda _: True,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """The Session's Events of ``reason``, once one matches: Events follow the status write."""
+    return wait_for(
+        lambda: [e for e in events_for(api, namespace, name) if e.reason == reason and match(e)],
+        timeout=timeout,
+        what=f"a {reason} Event on {name}",
+    )
+
+
 def kill_webuis(sessions_root: Path) -> None:
     """Stop every web UI process a test started (they outlive their exec)."""
     for pidfile in sessions_root.glob(".rdev/*/webui.pid"):

@@ -11,12 +11,12 @@ from kubehelpers import (
     create_project_pod,
     create_session,
     delete_session,
-    event_reasons,
     git,
     patch_session,
     session_gone,
     session_manifest,
     wait_condition,
+    wait_events,
     wait_for,
     wait_phase,
     worktrees,
@@ -59,7 +59,7 @@ def test_expired_and_deleted_session_keeps_uncommitted_work(api, namespace, repo
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "README.md").read_text() == "changed\n"
     assert str(path) in worktrees(repo["repo"])
-    assert "WorktreeKept" in event_reasons(api, namespace, "s")
+    wait_events(api, namespace, "s", "WorktreeKept")
 
 
 def test_delete_keeps_unpushed_commits(api, namespace, repo, operator):
@@ -73,7 +73,7 @@ def test_delete_keeps_unpushed_commits(api, namespace, repo, operator):
     delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert (path / "new.txt").exists()
-    assert "WorktreeKept" in event_reasons(api, namespace, "s")
+    wait_events(api, namespace, "s", "WorktreeKept")
 
 
 def test_delete_of_clean_session_removes_worktree_but_keeps_branch(api, namespace, repo, operator):
@@ -86,7 +86,7 @@ def test_delete_of_clean_session_removes_worktree_but_keeps_branch(api, namespac
     assert path not in worktrees(repo["repo"])
     assert not Path(path).exists()
     assert git("rev-parse", "--verify", "refs/heads/feature-a", cwd=repo["repo"])
-    assert "WorktreeRemoved" in event_reasons(api, namespace, "s")
+    wait_events(api, namespace, "s", "WorktreeRemoved")
     labels = client.CoreV1Api(api).list_namespaced_pod(namespace).items[0].metadata.labels
     assert "rdev.io/session" not in labels
 

@@ -602,8 +602,11 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
         )
 
         # Events were posted (core/v1 create), under this process's name.
-        ours = [e for e in events_for(api, namespace, "sa1") if e.reporting_component == NAME]
-        assert ours, "the operator posted no Event"
+        ours = wait_for(
+            lambda: [e for e in events_for(api, namespace, "sa1") if e.reporting_component == NAME],
+            timeout=30,
+            what="an Event the operator posted",
+        )
         assert {e.reporting_instance for e in ours} == {"sa-operator"}
     finally:
         operator.stop()
@@ -744,9 +747,8 @@ def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
         wait_phase(api, namespace, "ro1", "Ended", timeout=60)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as resp:
             assert b'rdev_exec_total{outcome="ok",step="checkout"} 1.0' in resp.read()
-        assert {e.reporting_instance for e in events_for(api, namespace, "ro1")} == {
-            "image-operator"
-        }
+        events = wait_for(lambda: events_for(api, namespace, "ro1"), timeout=30, what="Events")
+        assert {e.reporting_instance for e in events} == {"image-operator"}
     finally:
         proc.terminate()
         try:

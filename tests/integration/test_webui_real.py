@@ -29,12 +29,12 @@ from kubehelpers import (
     ROOT,
     create_project_pod,
     create_session,
-    events_for,
     get_session,
     process_alive,
     session_gone,
     session_manifest,
     wait_condition,
+    wait_events,
     wait_for,
 )
 
@@ -213,8 +213,10 @@ def test_a_ui_that_never_answers_fails_with_backoff(
     assert 3 <= len(pids()) <= 8, f"{len(pids())} starts in 40 s"
     # Each unhealthy one was stopped before the next: at most the newest runs.
     assert not any(process_alive(p) for p in pids()[:-1])
-    unhealthy = [e for e in events_for(api, namespace, "s") if e.reason == "WebUIUnhealthy"]
-    assert len(unhealthy) == 1 and (unhealthy[0].count or 1) >= 2
+    unhealthy = wait_events(
+        api, namespace, "s", "WebUIUnhealthy", match=lambda e: (e.count or 1) >= 2
+    )
+    assert len(unhealthy) == 1
 
 
 def test_two_sessions_on_one_pod_keep_their_own_database(

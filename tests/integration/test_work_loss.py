@@ -20,6 +20,7 @@ from kubehelpers import (
     session_gone,
     session_manifest,
     wait_condition,
+    wait_events,
     wait_for,
     wait_phase,
     worktrees,
@@ -78,8 +79,8 @@ def test_hidden_work_keeps_the_worktree(api, namespace, repo, operator, kind, en
     delete_session(api, namespace, "s")
     wait_for(lambda: session_gone(api, namespace, "s"), timeout=60, what="session gone")
     assert str(path) in worktrees(repo["repo"])
-    messages = _kept_messages(api, namespace, "s")
-    assert any(f"worktree {path} kept: it holds {held}" == m for m in messages), messages
+    kept = f"worktree {path} kept: it holds {held}"
+    wait_events(api, namespace, "s", "WorktreeKept", match=lambda e: e.message == kept)
     assert "WorktreeRemoved" not in [e.reason for e in events_for(api, namespace, "s")]
 
 
@@ -147,8 +148,8 @@ def test_a_session_whose_pod_is_long_gone_stalls_naming_where_the_work_was(
     assert s["status"]["phase"] == "Active" and s["status"]["podName"] == "shop-a"
     message = condition(s, "Ready")["message"]
     assert "shop-a" in message and path in message
-    warnings = [e for e in events_for(api, namespace, "s") if e.reason == "ProjectPodGone"]
-    assert warnings and warnings[0].type == "Warning"
+    warnings = wait_events(api, namespace, "s", "ProjectPodGone")
+    assert warnings[0].type == "Warning"
 
 
 @pytest.mark.parametrize("where", ["local", "origin"])
