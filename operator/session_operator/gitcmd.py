@@ -72,27 +72,45 @@ resolve() {
 
 # Listings stay in the pod: a scratch folder holds them, and only counts (and a
 # few names) come back, so a worktree with a million files costs the operator
-# a few bytes. Counting from a file rather than a pipe keeps git's exit status.
+# a few bytes. Listing into a file rather than a pipe keeps git's exit status.
 _SCRATCH = (
     _EXITS
     + r"""
 scratch="$(mktemp -d)" || exit "$E_NO_SCRATCH"
 trap 'rm -rf -- "$scratch"' EXIT
 trap 'exit "$E_TERMINATED"' TERM INT HUP
-nuls() { tr -cd '\000' <"$1" | wc -c | tr -d ' '; }
 """
 )
 
+# One walk of the worktree (git status) says what is changed, untracked and,
+# for assess(), ignored; one awk program counts it all. Names come one a line,
+# quoted by git when they hold a quote, a backslash or a control character.
+# Every process counts: a session's end runs this once per Session of a burst.
 _COUNTS = r"""
-counts() {
-  git -c core.pager=cat -C "$1" status --porcelain=v1 -z --no-renames \
-    --untracked-files=all >"$scratch/status" || return 1
-  git -C "$1" ls-files -z --others --exclude-standard >"$scratch/untracked" || return 1
-  all="$(nuls "$scratch/status")"; untracked="$(nuls "$scratch/untracked")"
+TALLY='
+FILENAME == ARGV[1] {
+  k = substr($0, 1, 3)
+  if (k == "?? ") u++
+  else if (k == "!! ") { i++; if (i <= 3) names = names substr($0, 4) "\t" }
+  else c++
+  next
+}
+index($0, "WIP on " b ":") == 1 || index($0, "On " b ":") == 1 { s++ }
+END {
+  printf "uncommitted=%d\nuntracked=%d\nunpushed=%d\n", c, u, ahead
+  if (ARGC < 3) exit 0
+  printf "ignored=%d\nignored_names=%s\nstashes=%d\n", i, names, s
+  exit (c + u + ahead + i + s + hidden > 0) ? 0 : 1
+}'
+# listing DIR IGNORED: $scratch/status and $ahead (commits no remote has).
+listing() {
+  git -c core.pager=cat -c core.quotePath=false -C "$1" status --porcelain=v1 \
+    --no-renames --untracked-files=all --ignored="$2" >"$scratch/status" || return 1
   ahead="$(git -C "$1" rev-list --count HEAD --not --remotes)" || return 1
-  echo "uncommitted=$((all - untracked))"
-  echo "untracked=$untracked"
-  echo "unpushed=$ahead"
+}
+counts() {
+  listing "$1" no || return 1
+  awk -v ahead="$ahead" "$TALLY" "$scratch/status"
 }
 """
 
@@ -103,21 +121,15 @@ counts() {
 _ASSESS = (
     _COUNTS
     + r"""
-first3() { tr '\000' '\n' <"$1" | head -n 3 | tr '\n' '\t'; }
 assess() {
   p="$1"
-  counts "$p" >"$scratch/counts" || return 2
-  cat "$scratch/counts"
-  git -C "$p" ls-files -z --others --ignored --exclude-standard --directory \
-    >"$scratch/ignored" || return 2
-  echo "ignored=$(nuls "$scratch/ignored")"
-  echo "ignored_names=$(first3 "$scratch/ignored")"
+  listing "$p" matching || return 2
   git -C "$p" ls-files -v >"$scratch/flags" || return 2
-  hidden=0
-  : >"$scratch/hidden"
+  hidden=0; hidden_names=""
+  grep -E '^(S|[a-z]) ' "$scratch/flags" >"$scratch/flagged"
+  [ $? -le 1 ] || return 2  # 1: no flagged file; 2: grep could not tell
   while IFS= read -r line; do
-    tag="${line%% *}"; f="${line#* }"
-    case "$tag" in S|[a-z]) ;; *) continue ;; esac
+    f="${line#* }"
     case "$f" in
       \"*) ;;  # a name git had to quote: cannot compare it, so count it
       *)
@@ -126,21 +138,18 @@ assess() {
         have="$(git -C "$p" hash-object -- "$p/$f" 2>/dev/null)" || have="?"
         [ "$want" != "$have" ] || continue ;;
     esac
-    hidden=$((hidden + 1)); printf '%s\000' "$f" >>"$scratch/hidden"
-  done <<EOF_FLAGS
-$(grep -E '^(S|[a-z]) ' "$scratch/flags")
-EOF_FLAGS
+    hidden=$((hidden + 1))
+    [ "$hidden" -gt 3 ] || hidden_names="$hidden_names$f	"
+  done <"$scratch/flagged"
   echo "hidden=$hidden"
-  echo "hidden_names=$(first3 "$scratch/hidden")"
+  echo "hidden_names=$hidden_names"
   b="$(git -C "$p" symbolic-ref -q --short HEAD)" || b="(no branch)"
   git -C "$p" stash list --format=%gs >"$scratch/stashes" 2>/dev/null || : >"$scratch/stashes"
-  stashes="$(awk -v b="$b" 'index($0, "WIP on " b ":") == 1 || index($0, "On " b ":") == 1' \
-    "$scratch/stashes" | wc -l | tr -d ' ')"
-  echo "stashes=$stashes"
-  n() { sed -n "s/^$1=//p" "$scratch/counts"; }
-  [ "$(n uncommitted)$(n untracked)$(n unpushed)" = "000" ] || return 0
-  [ "$(nuls "$scratch/ignored")$hidden$stashes" = "000" ] || return 0
-  return 1
+  awk -v ahead="$ahead" -v hidden="$hidden" -v b="$b" "$TALLY" "$scratch/status" \
+    "$scratch/stashes"
+  verdict=$?
+  [ "$verdict" -le 1 ] || return 2  # awk itself failed: that is not "nothing"
+  return "$verdict"
 }
 """
 )

@@ -291,6 +291,20 @@ def test_ignored_files_are_work(repo: dict[str, Path]) -> None:
     assert (path / ".env").exists() and (path / "build" / "notes.txt").exists()
 
 
+def test_ignored_names_with_tabs_and_newlines_count_once(repo: dict[str, Path]) -> None:
+    _, _, _, path = _checkout(repo, "j", "topic/j", "refs/remotes/origin/main")
+    (path / ".gitignore").write_text("*.log\n")
+    git(path, "add", ".gitignore")
+    git(path, "commit", "-q", "-m", "ignore")
+    git(path, "push", "-q", "origin", "HEAD")
+    for name in ("a\tb.log", "c\nd.log", "e.log", "f.log"):
+        (path / name).write_text("x\n")
+    _, (_, removed) = _end(repo, path)
+    assert removed.removal == gitcmd.Removal.KEPT and removed.held is not None
+    assert removed.held.ignored == 4 and len(removed.held.ignored_names) == 3
+    assert removed.held.describe().startswith("4 ignored files (")
+
+
 @pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
 def test_edits_hidden_from_status_are_work(repo: dict[str, Path], flag: str) -> None:
     _, _, _, path = _checkout(repo, "h", "topic/h", "refs/remotes/origin/main")
