@@ -70,25 +70,39 @@ resolve() {
 }
 """
 
-# Listings stay in the pod: a scratch folder holds them, and only counts (and a
-# few names) come back, so a worktree with a million files costs the operator
-# a few bytes. Listing into a file rather than a pipe keeps git's exit status.
-_SCRATCH = (
+# A script stopped by the exec's deadline says so with its own code.
+_SIGNALS = (
     _EXITS
     + r"""
-scratch="$(mktemp -d)" || exit "$E_NO_SCRATCH"
-trap 'rm -rf -- "$scratch"' EXIT
 trap 'exit "$E_TERMINATED"' TERM INT HUP
 """
 )
 
-# One walk of the worktree (git status) says what is changed, untracked and,
-# for assess(), ignored; one awk program counts it all. Names come one a line,
-# quoted by git when they hold a quote, a backslash or a control character.
-# Every process counts: a session's end runs this once per Session of a burst.
+# A scratch folder for what a script reads twice; it goes when the script ends.
+_SCRATCH = (
+    _SIGNALS
+    + r"""
+scratch="$(mktemp -d)" || exit "$E_NO_SCRATCH"
+trap 'rm -rf -- "$scratch"' EXIT
+"""
+)
+
+# Listings stay in the pod: one walk of the worktree (git status) streams into
+# one awk program (TALLY), and only counts and a few names come back, so a
+# worktree with a million files costs the operator a few bytes. The walk ends
+# with git's exit status as a line of its own, so a pipe loses nothing. Every
+# process counts: the end of a burst runs this once per Session.
 _COUNTS = r"""
 TALLY='
-FILENAME == ARGV[1] {
+BEGIN { UNREADABLE = 2 }
+part == 0 && /^## / {
+  b = substr($0, 4)
+  if (b == "HEAD (no branch)") b = "(no branch)"
+  sub(/^No commits yet on /, "", b); sub(/\.\.\..*$/, "", b); sub(/ .*$/, "", b)
+  next
+}
+part == 0 && /^status_exit=/ { failed = ($0 != "status_exit=0"); part = 1; next }
+part == 0 {
   k = substr($0, 1, 3)
   if (k == "?? ") u++
   else if (k == "!! ") { i++; if (i <= 3) names = names substr($0, 4) "\t" }
@@ -97,20 +111,27 @@ FILENAME == ARGV[1] {
 }
 index($0, "WIP on " b ":") == 1 || index($0, "On " b ":") == 1 { s++ }
 END {
+  if (failed || part == 0) exit UNREADABLE
   printf "uncommitted=%d\nuntracked=%d\nunpushed=%d\n", c, u, ahead
-  if (ARGC < 3) exit 0
+  if (!judge) exit 0
   printf "ignored=%d\nignored_names=%s\nstashes=%d\n", i, names, s
   exit (c + u + ahead + i + s + hidden > 0) ? 0 : 1
 }'
-# listing DIR IGNORED: $scratch/status and $ahead (commits no remote has).
-listing() {
-  git -c core.pager=cat -c core.quotePath=false -C "$1" status --porcelain=v1 \
-    --no-renames --untracked-files=all --ignored="$2" >"$scratch/status" || return 1
-  ahead="$(git -C "$1" rev-list --count HEAD --not --remotes)" || return 1
+# walk DIR IGNORED: one entry a line (git quotes a name holding a quote, a
+# backslash or a control character), the branch first, git's exit status last.
+walk() {
+  git -c core.pager=cat -c core.quotePath=false -C "$1" status --porcelain=v1 --branch \
+    --no-renames --untracked-files=all --ignored="$2"
+  echo "status_exit=$?"
 }
+# counts DIR [FILE]: uncommitted=, untracked=, unpushed=; FILE keeps the walk.
 counts() {
-  listing "$1" no || return 1
-  awk -v ahead="$ahead" "$TALLY" "$scratch/status"
+  ahead="$(git -C "$1" rev-list --count HEAD --not --remotes)" || return 1
+  if [ -n "${2:-}" ]; then
+    walk "$1" no >"$2" && awk -v ahead="$ahead" "$TALLY" "$2"
+  else
+    walk "$1" no | awk -v ahead="$ahead" "$TALLY"
+  fi
 }
 """
 
@@ -123,12 +144,14 @@ _ASSESS = (
     + r"""
 assess() {
   p="$1"
-  listing "$p" matching || return 2
-  git -C "$p" ls-files -v >"$scratch/flags" || return 2
+  ahead="$(git -C "$p" rev-list --count HEAD --not --remotes)" || return 2
+  flagged="$( { git -C "$p" ls-files -v; echo "ls_exit=$?"; } | awk '
+    /^ls_exit=/ { done = ($0 == "ls_exit=0"); next }
+    /^(S|[a-z]) / { print }
+    END { exit done ? 0 : 1 }')" || return 2
   hidden=0; hidden_names=""
-  grep -E '^(S|[a-z]) ' "$scratch/flags" >"$scratch/flagged"
-  [ $? -le 1 ] || return 2  # 1: no flagged file; 2: grep could not tell
   while IFS= read -r line; do
+    [ -n "$line" ] || continue
     f="${line#* }"
     case "$f" in
       \"*) ;;  # a name git had to quote: cannot compare it, so count it
@@ -140,15 +163,15 @@ assess() {
     esac
     hidden=$((hidden + 1))
     [ "$hidden" -gt 3 ] || hidden_names="$hidden_names$f	"
-  done <"$scratch/flagged"
+  done <<EOF_FLAGGED
+$flagged
+EOF_FLAGGED
   echo "hidden=$hidden"
   echo "hidden_names=$hidden_names"
-  b="$(git -C "$p" symbolic-ref -q --short HEAD)" || b="(no branch)"
-  git -C "$p" stash list --format=%gs >"$scratch/stashes" 2>/dev/null || : >"$scratch/stashes"
-  awk -v ahead="$ahead" -v hidden="$hidden" -v b="$b" "$TALLY" "$scratch/status" \
-    "$scratch/stashes"
+  { walk "$p" matching; git -C "$p" stash list --format=%gs 2>/dev/null; } |
+    awk -v ahead="$ahead" -v hidden="$hidden" -v judge=1 "$TALLY"
   verdict=$?
-  [ "$verdict" -le 1 ] || return 2  # awk itself failed: that is not "nothing"
+  [ "$verdict" -le 1 ] || return 2  # the walk or awk failed: that is not "nothing"
   return "$verdict"
 }
 """
@@ -246,7 +269,7 @@ counts "$path" || exit "$E_UNREADABLE"
 # holds) and its deletion (remove the worktree only when assess() says it holds
 # nothing). Anything it cannot read counts as work.
 END_SCRIPT = (
-    _SCRATCH
+    _SIGNALS
     + _ASSESS
     + r"""
 set -u
@@ -281,7 +304,7 @@ CHANGES_SCRIPT = (
     _SCRATCH
     + _COUNTS
     + r"""
-counts "$1" || exit "$E_UNREADABLE"
+counts "$1" "$scratch/status" || exit "$E_UNREADABLE"
 printf '%s\n' '--rdev-activity--'
 # A fingerprint of everything that counts as activity: HEAD and branch, the
 # status, size and time of every changed or untracked file, the web UI's log.
