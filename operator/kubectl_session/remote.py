@@ -56,15 +56,10 @@ class SessionURL:
 def parse_url(url: str) -> SessionURL:
     """``rdev://<namespace>/<session>`` (a trailing slash allowed), else a clear error."""
     prefix = f"{CLONE_SCHEME}://"
-    if not url.startswith(prefix):
-        raise PluginError(
-            f"not an {CLONE_SCHEME} URL: {url!r} (want {prefix}<namespace>/<session>)"
-        )
-    parts = url[len(prefix) :].rstrip("/").split("/")
+    parts = url[len(prefix) :].rstrip("/").split("/") if url.startswith(prefix) else []
     if len(parts) != 2 or not all(_NAME.fullmatch(p) and len(p) <= 63 for p in parts):
-        raise PluginError(
-            f"not an {CLONE_SCHEME} URL: {url!r} (want {prefix}<namespace>/<session>)"
-        )
+        shown = one_line(strip_controls(url))[:300]
+        raise PluginError(f"not an {CLONE_SCHEME} URL: {shown!r} (want {prefix}<namespace>/<name>)")
     return SessionURL(parts[0], parts[1])
 
 
