@@ -204,3 +204,12 @@ def test_describe_shows_the_clone_url_and_the_credential_secret() -> None:
     assert "Clone URL:      rdev://team-a/s1" in text
     assert "Credential:     Secret s1-cred (key kubeconfig)" in text
     assert "Clone URL" not in describe({**obj, "status": {"phase": "Ended"}}, [], datetime.now(UTC))
+
+
+def test_the_exec_request_carries_the_argv_word_by_word() -> None:
+    argv = remote.git_argv(remote.UPLOAD_PACK, remote.Workspace("p", "dev", "/w/a b;c", "x"))
+    query = remote.exec_query(argv, "dev", True)
+    assert [value for key, value in query if key == "command"] == argv
+    assert ("stdin", "true") in query and ("container", "dev") in query
+    assert ("stdin", "false") in remote.exec_query(["true"], None, False)
+    assert not any(key == "container" for key, _ in remote.exec_query(["true"], None, False))
