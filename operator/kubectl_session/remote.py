@@ -81,7 +81,7 @@ def workspace(obj: dict[str, Any], where: SessionURL) -> Workspace:
     phase = str(status.get("phase") or Phase.PENDING)
     label = f"session {where.name} in namespace {where.namespace}"
     if phase in TERMINAL_PHASES:
-        raise PluginError(f"{label} has ended (phase {phase}); its worktree is gone")
+        raise PluginError(f"{label} has ended (phase {phase}): no more fetches or pushes")
     if (obj.get("metadata") or {}).get("deletionTimestamp") or phase != Phase.ACTIVE:
         raise PluginError(f"{label} is not Active (phase {phase})")
     pod, path, branch = status.get("podName"), status.get("checkoutPath"), status.get("branch")

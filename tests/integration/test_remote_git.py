@@ -182,8 +182,8 @@ def test_a_missing_session_and_an_ended_one(api, remote):
     pushed = remote.git("push", cwd=mine)
     assert pushed.returncode != 0
     assert error_line(pushed) == (
-        f"error: session s1 in namespace {remote.namespace} has ended (phase Ended);"
-        " its worktree is gone"
+        f"error: session s1 in namespace {remote.namespace} has ended (phase Ended):"
+        " no more fetches or pushes"
     )
 
 
