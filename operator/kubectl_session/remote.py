@@ -10,7 +10,8 @@ context) and RBAC decide: reading the Session and ``create pods/exec``.
 What a push may do is decided in the pod, by git itself:
 - ``transfer.hideRefs`` shows only the session's branch (and HEAD), and
   receive-pack rejects an update of a hidden ref, so nothing but that branch moves;
-- ``receive.denyCurrentBranch=updateInstead`` moves the worktree with the branch;
+- ``receive.denyCurrentBranch=updateInstead`` moves the worktree with the branch,
+  and ``receive.denyNonFastForwards`` keeps a forced push from dropping its commits;
 - before receive-pack starts, a worktree with uncommitted or untracked files
   refuses the push, so nothing in it changes.
 """
@@ -100,7 +101,13 @@ def git_argv(service: str, ws: Workspace) -> list[str]:
         f"transfer.hideRefs=!refs/heads/{ws.branch}",
     ]
     if service == RECEIVE_PACK:
-        config += ["-c", "receive.denyCurrentBranch=updateInstead"]
+        # The worktree follows a push; a forced push would drop commits made in the session.
+        config += [
+            "-c",
+            "receive.denyCurrentBranch=updateInstead",
+            "-c",
+            "receive.denyNonFastForwards=true",
+        ]
     return ["git", *config, verb, "--", ws.path]
 
 
@@ -135,13 +142,11 @@ class PushedRefs:
             except ValueError:
                 self.done = True
                 return
-            if size == 0:  # flush-pkt: the commands are over
+            if size < 4:  # the flush-pkt (0000) ends the commands; 0001-0003 are none
                 self.done = True
                 return
-            if size < 4 or len(self.buffer) < size:
-                if size < 4:
-                    self.done = True
-                return
+            if len(self.buffer) < size:
+                return  # the rest of this line is still on its way
             line, self.buffer = self.buffer[4:size], self.buffer[size:]
             match = _COMMAND.match(line)
             if match:
@@ -192,7 +197,7 @@ def _open(
         raise _exec_error(exc, where, ws.pod) from None
     except (HTTPError, OSError) as exc:
         raise PluginError(f"exec into pod {ws.pod}: cannot reach the API server: {exc}") from None
-    sock._all = podstream._Discard()  # the client would keep a copy of everything relayed
+    sock._all = podstream.Discard()  # the client would keep a copy of everything relayed
     return sock
 
 
@@ -211,7 +216,7 @@ def _output(target: Target, where: SessionURL, ws: Workspace, argv: Sequence[str
     finally:
         with contextlib.suppress(Exception):
             sock.close()
-    code = podstream._exit_code(status.decode("utf-8", "replace"), ws.pod)
+    code = podstream.exit_code(status.decode("utf-8", "replace"), ws.pod)
     if code != 0:
         detail = one_line(strip_controls(err.decode("utf-8", "replace")))[:300]
         raise PluginError(f"{argv[0]} in pod {ws.pod} failed (exit {code}): {detail}")
@@ -259,7 +264,7 @@ def relay(
         status += _drain(sock, sink, err)
         with contextlib.suppress(Exception):
             sock.close()
-    return podstream._exit_code(status.decode("utf-8", "replace"), pod)
+    return podstream.exit_code(status.decode("utf-8", "replace"), pod)
 
 
 def _update(sock: Any) -> bool:

@@ -129,6 +129,12 @@ def test_clone_push_and_pull_through_the_api_server(api, remote):
     assert git("status", "--porcelain", cwd=remote.worktree) == ""
 
     in_pod = commit(remote.worktree, "pod.txt", "from the pod\n")
+    # A forced push would drop the session's commit: refused, nothing moves.
+    commit(mine, "other.txt", "not on top of the pod's commit\n")
+    refused(remote.git("push", "--force", cwd=mine), "non-fast-forward")
+    assert git("rev-parse", "HEAD", cwd=remote.worktree) == in_pod
+    ok(remote.git("reset", "-q", "--hard", head, cwd=mine))
+
     ok(remote.git("pull", "--ff-only", cwd=mine))
     assert git("rev-parse", "HEAD", cwd=mine) == in_pod
     assert (mine / "pod.txt").read_text() == "from the pod\n"

@@ -94,8 +94,8 @@ def test_the_services_run_as_argv_with_only_the_branch_visible() -> None:
         "git", *hidden, "upload-pack", "--", "/w/s1",
     ]  # fmt: skip
     assert remote.git_argv(remote.RECEIVE_PACK, ws) == [
-        "git", *hidden, "-c", "receive.denyCurrentBranch=updateInstead", "receive-pack",
-        "--", "/w/s1",
+        "git", *hidden, "-c", "receive.denyCurrentBranch=updateInstead",
+        "-c", "receive.denyNonFastForwards=true", "receive-pack", "--", "/w/s1",
     ]  # fmt: skip
 
 
