@@ -22,6 +22,7 @@ import contextlib
 import re
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -47,6 +48,8 @@ RECEIVE_PACK = "git-receive-pack"
 SERVICES = (UPLOAD_PACK, RECEIVE_PACK)
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _COMMAND = re.compile(rb"^[0-9a-f]{40,64} [0-9a-f]{40,64} ([^\0\n ]+)")
+# How long a service may run on once git has hung up (see relay).
+INPUT_CLOSED_GRACE_S = 30.0
 _FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
 
 
@@ -236,19 +239,29 @@ def check_clean(target: Target, where: SessionURL, ws: Workspace) -> None:
 
 
 def relay(
-    sock: Any, pod: str, source: BinaryIO, sink: BinaryIO, err: BinaryIO, watch: PushedRefs | None
+    sock: Any,
+    pod: str,
+    source: BinaryIO,
+    sink: BinaryIO,
+    err: BinaryIO,
+    watch: PushedRefs | None,
+    grace_s: float = INPUT_CLOSED_GRACE_S,
 ) -> int:
     """Copy ``source`` to the remote stdin and its stdout/stderr back until it exits.
 
     The end of ``source`` closes the remote stdin (the v5 close signal), so a
-    command reading to the end of its input finishes.
+    command reading to the end of its input finishes. Not every runtime passes
+    that signal on (kwok does not): a command still running ``grace_s`` after
+    git hung up is left behind. git itself having gone (a broken pipe) ends it too.
     """
+    input_closed: list[float] = []
 
     def pump() -> None:
         with contextlib.suppress(Exception):  # the stream ended under us
             while sock.is_open():
                 data = source.read(65536)
                 if not data:
+                    input_closed.append(time.monotonic())
                     sock.close_channel(podstream.STDIN)
                     return
                 if watch is not None:
@@ -258,10 +271,13 @@ def relay(
     threading.Thread(target=pump, daemon=True).start()
     status = b""
     try:
-        while _update(sock):
+        alive = True
+        while alive and not (input_closed and time.monotonic() - input_closed[0] > grace_s):
+            alive = _update(sock)
             status += _drain(sock, sink, err)
+    except BrokenPipeError:
+        pass  # git has gone: there is no one left to relay to
     finally:
-        status += _drain(sock, sink, err)
         with contextlib.suppress(Exception):
             sock.close()
     return podstream.exit_code(status.decode("utf-8", "replace"), pod)

@@ -8,9 +8,12 @@ processes in the session's real worktree.
 
 from __future__ import annotations
 
+import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from kubectl_session import remote as helper
+from kubectl_session.kubeapi import connect
 from kubehelpers import (
     create_project_pod,
     create_session,
@@ -26,6 +31,7 @@ from kubehelpers import (
     git,
     patch_session,
     plugin,
+    process_alive,
     session_manifest,
     wait_for,
     wait_phase,
@@ -293,3 +299,30 @@ def test_plugin_clone_and_create_print_the_next_commands(api, remote):
 
     described = ok(plugin(remote.kubeconfig, "describe", "s1", "-n", ns))
     assert f"Clone URL:      rdev://{ns}/s1" in described
+
+
+def test_the_relay_ends_when_git_hangs_up_though_kwok_keeps_stdin_open(
+    api, kubeconfig, namespace, repo
+):
+    """kwok's exec does not pass the v5 close of stdin on to the process: the relay still
+    returns once git has hung up and the grace has passed."""
+    pod = create_project_pod(api, namespace, "shop", repo)["metadata"]["name"]
+    target = connect(kubeconfig, None, namespace)
+    ws = helper.Workspace(pod, None, str(repo["repo"]), "main")
+    sock = helper._open(target, helper.SessionURL(namespace, "x"), ws, ["sh", "-c", READS])
+    assert sock.subprotocol == "v5.channel.k8s.io"
+    out = io.BytesIO()
+    started = time.monotonic()
+    pid = 0
+    try:
+        helper.relay(sock, pod, io.BytesIO(b"hello"), out, io.BytesIO(), None, grace_s=2)
+        assert time.monotonic() - started < 20
+        first, _, rest = out.getvalue().partition(b"\n")
+        pid = int(first)
+        assert rest == b"hello"
+    finally:
+        if pid and process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+READS = "echo $$; exec cat"  # its pid, then its input until the end of it
