@@ -65,7 +65,8 @@ def main() -> int:
                         ["git", "-C", into, "rev-list", "--count", "HEAD"],
                         capture_output=True, text=True, check=True,
                     ).stdout.strip()  # fmt: skip
-                    size = f"{commits} commits, {sum(1 for _ in Path(into).rglob('*'))} paths with .git"
+                    paths = sum(1 for _ in Path(into).rglob("*"))
+                    size = f"{commits} commits, {paths} paths with .git"
                 shutil.rmtree(into)
     print(f"git clone of session {args.namespace}/{args.session} ({size}):")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.repeat} runs each")
