@@ -50,7 +50,8 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _COMMAND = re.compile(rb"^[0-9a-f]{40,64} [0-9a-f]{40,64} ([^\0\n ]+)")
 # How long a service may run on once git has hung up (see relay).
 INPUT_CLOSED_GRACE_S = 30.0
-_FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
+# The websocket client's message for a refused upgrade (it reports no HTTP status).
+_FORBIDDEN = re.compile(r"^Handshake status 403\b")
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,7 @@ class PushedRefs:
 
 # Exec ------------------------------------------------------------------------------
 def _exec_error(exc: ApiException, where: SessionURL, pod: str) -> PluginError:
-    text = f"{exc.reason or ''} {exc.body or ''}"
-    if exc.status == 403 or (exc.status == 0 and _FORBIDDEN.search(text)):
+    if exc.status == 403 or (exc.status == 0 and _FORBIDDEN.match(str(exc.reason or ""))):
         return PluginError(
             f"cannot create pods/exec in namespace {where.namespace} (forbidden): git over"
             f" {CLONE_SCHEME}:// needs it on pod {pod}"
@@ -354,7 +354,7 @@ def _read_session(target: Target, where: SessionURL) -> dict[str, Any]:
     try:
         return get_session(target, where.name)
     except PluginError as exc:
-        if _FORBIDDEN.search(str(exc)):
+        if exc.status == 403:
             raise PluginError(
                 f"cannot get sessions.{GROUP} in namespace {where.namespace} (forbidden):"
                 f" reading session {where.name} is needed to find its worktree"

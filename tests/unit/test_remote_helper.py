@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from kubectl_session import remote
 from kubectl_session.cli import git_env
@@ -213,3 +214,12 @@ def test_the_exec_request_carries_the_argv_word_by_word() -> None:
     assert ("stdin", "true") in query and ("container", "dev") in query
     assert ("stdin", "false") in remote.exec_query(["true"], None, False)
     assert not any(key == "container" for key, _ in remote.exec_query(["true"], None, False))
+
+
+def test_a_refused_exec_names_the_verb_and_resource() -> None:
+    refused = ApiException(status=0, reason="Handshake status 403 Forbidden -+-+- {} -+-+- x")
+    assert str(remote._exec_error(refused, WHERE, "shop-1")).startswith(
+        "cannot create pods/exec in namespace team-a (forbidden)"
+    )
+    gone = ApiException(status=0, reason="Handshake status 404 Not Found -+-+- pod forbidden")
+    assert "cannot create" not in str(remote._exec_error(gone, WHERE, "forbidden"))
