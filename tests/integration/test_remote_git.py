@@ -42,10 +42,6 @@ HELPER = BIN / "git-remote-rdev"
 BRANCH = "topic/one"
 AUTHOR = ["-c", "user.email=me@example.com", "-c", "user.name=me"]
 
-pytestmark = pytest.mark.skipif(
-    not HELPER.exists(), reason=f"git-remote-rdev is not installed in {BIN} (pip install -e .)"
-)
-
 
 @dataclass
 class Remote:
@@ -101,6 +97,7 @@ def refused(done: subprocess.CompletedProcess[str], text: str) -> str:
 
 @pytest.fixture
 def remote(api, kubeconfig, namespace, repo, operator) -> Remote:
+    assert HELPER.exists(), f"git-remote-rdev is not in {BIN}: pip install -e . (make setup)"
     create_project_pod(api, namespace, "shop", repo)
     create_session(
         api, namespace, session_manifest("s1", "shop", newBranch=BRANCH, fromRef="feature-a")
