@@ -194,6 +194,9 @@ def test_a_missing_session_and_an_ended_one(api, remote):
         f"error: session s1 in namespace {remote.namespace} has ended (phase Ended):"
         " no more fetches or pushes"
     )
+    cloned = plugin(remote.kubeconfig, "clone", "s1", "late", "-n", remote.namespace)
+    assert cloned.returncode == 1
+    assert cloned.stderr == "error: session s1 is not Active (phase Ended)\n"
 
 
 def restricted_kubeconfig(
