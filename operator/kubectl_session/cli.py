@@ -1,4 +1,4 @@
-"""``kubectl session``: create, list, describe, exec, open, logs, checkin, extend, wait.
+"""``kubectl session``: create, list, describe, exec, clone, open, logs, checkin, extend, wait.
 
 Every verb goes through the API server with the user's own kubeconfig. Exit
 codes: 0 done, 1 error (the message on stderr), and ``exec`` exits as the
@@ -15,7 +15,9 @@ import argparse
 import contextlib
 import os
 import signal
+import subprocess
 import sys
+import sysconfig
 import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -25,8 +27,8 @@ from typing import Any, NoReturn
 from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION, timing
 from rdev_api.conditions import READY, STALLED, SUMMARY
 from rdev_api.durations import duration_ns
-from rdev_api.models import TERMINAL_PHASES, WebUIState
-from rdev_api.names import PREVIEW_PORT, WEBUI_PORT, webui_log
+from rdev_api.models import TERMINAL_PHASES, Phase, WebUIState
+from rdev_api.names import PREVIEW_PORT, WEBUI_PORT, clone_url, webui_log
 from rdev_api.sanitize import one_line, strip_controls
 
 from . import podstream, render
@@ -160,6 +162,8 @@ def cmd_create(args: argparse.Namespace, target: Target) -> int:
         url = (obj.get("status") or {}).get("previewURL")
         if args.wait and url:
             _say(f"preview: {url}")
+        # spec.credential may be absent from an older CRD: read it as the server returned it.
+        print("\n".join(render.next_commands(args.name, target.namespace, obj.get("spec") or {})))
     return 0
 
 
@@ -205,6 +209,40 @@ def cmd_exec(args: argparse.Namespace, target: Target) -> int:
     return podstream.run(
         target.api, target.namespace, pod, container, argv, stdin=args.stdin, tty=args.tty
     )
+
+
+def git_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for git: the running interpreter's scripts first on PATH.
+
+    git finds ``git-remote-rdev`` on PATH; it is installed beside ``kubectl-session``,
+    which may be run by full path or through kubectl from a directory not on PATH.
+    """
+    env = dict(os.environ if environ is None else environ)
+    scripts = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    path = env.get("PATH", os.defpath)
+    env["PATH"] = os.pathsep.join(dict.fromkeys([*scripts, path]))
+    return env
+
+
+def cmd_clone(args: argparse.Namespace, target: Target) -> int:
+    if target.context:
+        # git runs the helper again for every fetch and push, with the environment of then.
+        raise PluginError(
+            "clone uses the kubeconfig's current context, as git-remote-rdev does on every"
+            " later fetch and push: switch with kubectl config use-context instead of --context"
+        )
+    obj = get_session(target, args.name)
+    url = (obj.get("status") or {}).get("cloneURL") or clone_url(target.namespace, args.name)
+    if _phase(obj) != Phase.ACTIVE:
+        raise PluginError(f"session {args.name} is not Active (phase {_phase(obj)})")
+    env = git_env()
+    if target.kubeconfig:
+        env["KUBECONFIG"] = target.kubeconfig
+    argv = ["git", "clone", "--", url, *([args.directory] if args.directory else [])]
+    try:
+        return subprocess.run(argv, env=env, check=False).returncode
+    except FileNotFoundError:
+        raise PluginError("git is not installed (it is needed to clone)") from None
 
 
 def cmd_logs(args: argparse.Namespace, target: Target) -> int:
@@ -440,6 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="*", help="-- CMD [ARG...] (an argv, never a shell string)")
     _common(p)
     p.set_defaults(func=cmd_exec)
+
+    p = verbs.add_parser("clone", help="git clone the session's worktree (rdev:// URL)")
+    p.add_argument("name")
+    p.add_argument("directory", nargs="?", help="where to clone (default: as git chooses)")
+    _common(p)
+    p.set_defaults(func=cmd_clone)
 
     p = verbs.add_parser("open", help="port-forward to the web UI or preview and open it")
     p.add_argument("name")

@@ -27,7 +27,14 @@ _watch: Any = watch
 
 
 class PluginError(Exception):
-    """A failure to report on stderr with exit code 1."""
+    """A failure to report on stderr with exit code 1.
+
+    ``status``: the API server's HTTP status when it refused the request.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -78,7 +85,7 @@ def api_error(exc: ApiException, what: str) -> PluginError:
             message = str(exc.body)[:500]
     if exc.status == 0:
         return PluginError(f"{what}: cannot reach the API server: {message}")
-    return PluginError(f"{what}: {message} ({exc.status})")
+    return PluginError(f"{what}: {message} ({exc.status})", exc.status)
 
 
 def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

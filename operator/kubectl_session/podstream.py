@@ -69,7 +69,7 @@ class CleanSink:
         self.sink.flush()
 
 
-class _Discard:
+class Discard:
     """Stands in for the client's copy of all output, which would grow without bound."""
 
     def write(self, _data: Any) -> None:
@@ -129,7 +129,7 @@ def run(
         )
     except ApiException as exc:
         raise api_error(exc, f"exec into pod {pod}") from None
-    ws._all = _Discard()
+    ws._all = Discard()
     if stdin:
         threading.Thread(target=_pump_stdin, args=(ws,), daemon=True).start()
     status = b""
@@ -145,7 +145,7 @@ def run(
             status += _drain(ws, out, err)
             with contextlib.suppress(Exception):
                 ws.close()
-    return _exit_code(status.decode("utf-8", "replace"), pod)
+    return exit_code(status.decode("utf-8", "replace"), pod)
 
 
 def _drain(ws: Any, out: Sink, err: Sink) -> bytes:
@@ -169,7 +169,7 @@ def _pump_stdin(ws: Any) -> None:
             ws.write_channel(STDIN, data)
 
 
-def _exit_code(status: str, pod: str) -> int:
+def exit_code(status: str, pod: str) -> int:
     """The remote exit code; a failure that is not an exit code is an error of its own."""
     if not status.strip():
         return 0

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from rdev_api.models import TERMINAL_PHASES
-from rdev_api.names import PREVIEW_PORT
+from rdev_api.names import PREVIEW_PORT, clone_url
 from rdev_api.sanitize import one_line
 from rdev_api.timing import human, idle_deadline, parse_time, time_left
 
@@ -161,6 +161,10 @@ def _describe_session(obj: dict[str, Any], now: datetime) -> list[str]:
         lines.append(
             f"Worktree:       {status['checkoutPath']}" + (f" at {commit}" if commit else "")
         )
+    if status.get("cloneURL"):
+        lines.append(f"Clone URL:      {status['cloneURL']}")
+    if status.get("credentialSecret"):
+        lines.append(f"Credential:     Secret {status['credentialSecret']} (key kubeconfig)")
     web = str(status.get("webUI") or "Stopped")
     if status.get("webUIRestarts"):
         web += f" (restarted {status['webUIRestarts']} times)"
@@ -263,3 +267,22 @@ def _describe_events(events: Sequence[dict[str, Any]], now: datetime, max_events
 def _short_age(text: str | None, now: datetime) -> str:
     when = parse_time(text)
     return human(now - when) if when else "-"
+
+
+def next_commands(name: str, namespace: str, spec: dict[str, Any]) -> list[str]:
+    """What to run next for a new Session, with its real names (printed by ``create``)."""
+    where = f"{name} -n {namespace}"
+    steps = [
+        (f"kubectl session open {where}", "the web UI or the app preview"),
+        (f"kubectl session clone {where}", f"git clone {clone_url(namespace, name)}"),
+        (f"kubectl session exec {where} -- git status", "a command in its worktree"),
+    ]
+    if spec.get("credential") is True:
+        steps.append(
+            (
+                f"kubectl session credential {where} -o {name}.kubeconfig",
+                "a kubeconfig for this session only",
+            )
+        )
+    width = max(len(command) for command, _ in steps)
+    return ["Next:", *(f"  {command.ljust(width)}  # {why}" for command, why in steps)]

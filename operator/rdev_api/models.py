@@ -286,6 +286,14 @@ class SessionStatus(BaseModel):
     )
     branch: str | None = Field(default=None, description="The branch checked out.")
     commit: str | None = Field(default=None, description="HEAD of the checkout.")
+    clone_url: str | None = Field(
+        default=None,
+        alias="cloneURL",
+        description=(
+            "rdev://<namespace>/<name> while the session is Active: git clone, fetch and"
+            " push it through the API server (the git-remote-rdev helper of the plugin)."
+        ),
+    )
     service_name: str | None = Field(
         default=None, alias="serviceName", description="The preview Service."
     )

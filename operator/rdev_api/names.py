@@ -19,6 +19,7 @@ REPO_PATH_ANNOTATION = "rdev.io/repo-path"
 WORKTREE_ROOT_ANNOTATION = "rdev.io/worktree-root"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 PREVIEW_PORT_NAME = "preview"
+CLONE_SCHEME = "rdev"  # git-remote-rdev makes rdev://<namespace>/<session> a git URL
 
 WEBUI_PORT = 3001  # the default of RDEV_WEBUI_PORT: where the web UI listens in the pod
 PREVIEW_PORT = 8080  # the default of spec.previewPort
@@ -27,6 +28,11 @@ WEBUI_LOG = "webui.log"  # in the run directory
 
 def service_name(session: str) -> str:
     return f"{session}-preview"
+
+
+def clone_url(namespace: str, session: str) -> str:
+    """status.cloneURL: what ``git clone`` takes to reach the session's worktree."""
+    return f"{CLONE_SCHEME}://{namespace}/{session}"
 
 
 def webui_policy_name(session: str) -> str:

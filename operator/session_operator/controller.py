@@ -22,8 +22,8 @@ from pydantic import ValidationError
 from rdev_api import Body
 from rdev_api.conditions import READY, STALLED, without
 from rdev_api.execresult import ExecError
-from rdev_api.models import TERMINAL_PHASES, SessionSpec
-from rdev_api.names import CREATED_BY_ANNOTATION
+from rdev_api.models import TERMINAL_PHASES, Phase, SessionSpec
+from rdev_api.names import CREATED_BY_ANNOTATION, clone_url
 from rdev_api.reasons import Reason, lookup
 
 from . import metrics
@@ -105,6 +105,12 @@ def stall_since(ctx: Ctx, reason: str, marks: StallMarks) -> datetime:
     if mark is not None and mark[0] == same:
         since = max(since, mark[1])
     return since
+
+
+def set_clone_url(ctx: Ctx) -> None:
+    """status.cloneURL exactly while the session is Active (level-based, from the phase)."""
+    active = ctx.status.phase == Phase.ACTIVE
+    ctx.status.clone_url = clone_url(ctx.namespace, ctx.name) if active else None
 
 
 def apply_halt(ctx: Ctx, halt: Halt, env: Env) -> None:
@@ -196,6 +202,7 @@ class Controller:
             # Level-based: an ended Session has no Ready (Ctx.summary), also one ended
             # by an operator from before that rule.
             ctx.status.conditions = without(ctx.status.conditions, READY)
+            set_clone_url(ctx)
             return Result(wrote_status=await flush(ctx, self.env))
         reason = ending.end_reason(ctx)
         if reason is not None:
@@ -221,6 +228,7 @@ class Controller:
                 apply_halt(ctx, halt, self.env)
         ctx.due_in(ending.expires_in_s(ctx))
         warnings.warn_before_stop(ctx, self.env)
+        set_clone_url(ctx)
         await flush(ctx, self.env)
         requeue = min(ctx.deadlines) if ctx.deadlines else None
         return Result(

@@ -14,11 +14,18 @@ import pytest
 from asynchelpers import aio
 from rdev_api import Body, execresult
 from rdev_api.execresult import ExecResult, parse_exit_status
+from rdev_api.models import SessionSpec
 from rdev_api.reasons import Reason
 from session_operator import gitcmd
 from session_operator.backoff import BACKOFF_CAP_S, Backoff
 from session_operator.context import Env
-from session_operator.controller import Controller, Result, recheck_delay
+from session_operator.controller import (
+    Controller,
+    Result,
+    new_ctx,
+    recheck_delay,
+    set_clone_url,
+)
 from session_operator.queue import WorkQueue
 from session_operator.settings import Settings
 from session_operator.store import Store
@@ -930,3 +937,19 @@ async def test_ended_session_from_an_older_operator_loses_its_ready_condition() 
     assert stored["status"]["phase"] == "Ended"
     assert kube.events == []  # the reason did not change: nothing to announce
     assert (await reconciler.reconcile(copy.deepcopy(stored))).wrote_status is False
+
+
+@pytest.mark.parametrize(
+    ("phase", "want"),
+    [("Active", "rdev://team-a/s1"), ("Provisioning", None), ("Pending", None), ("Ended", None)],
+)
+def test_the_clone_url_is_there_exactly_while_active(phase: str, want: str | None) -> None:
+    body: Body = {
+        "metadata": {"name": "s1", "namespace": "team-a", "uid": "u1", "generation": 1},
+        "spec": {"project": "shop", "branch": "topic"},
+        "status": {"phase": phase, "cloneURL": "rdev://team-a/stale"},
+    }
+    ctx = new_ctx(body, SessionSpec.model_validate(body["spec"]), datetime.now(UTC))
+    set_clone_url(ctx)
+    assert ctx.status.clone_url == want
+    assert ctx.dump().get("cloneURL") == want

@@ -304,6 +304,7 @@ def test_wheel_has_the_package_and_no_tests(tmp_path: Path) -> None:
         assert not re.search(r"(^|/)(tests?|conftest)(/|\.py$)|/test_", name), name
     assert "Requires-Dist: kopf" in metadata
     assert "kubectl-session = kubectl_session.cli:main" in scripts.splitlines()
+    assert "git-remote-rdev = kubectl_session.remote:main" in scripts.splitlines()
     # The official client is the plugin's alone: only its extra asks for it.
     kubernetes = [
         line for line in metadata.splitlines() if line.startswith("Requires-Dist: kubernetes")

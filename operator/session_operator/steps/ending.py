@@ -117,6 +117,7 @@ async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
     status.service_name = None
     status.service_port = None
     status.preview_url = None
+    status.clone_url = None
     status.provisioning_since = None
     status.provisioning_step = None
     status.ended_at = status.ended_at or ctx.stamp
