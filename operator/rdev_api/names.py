@@ -36,7 +36,9 @@ def webui_policy_name(session: str) -> str:
 CREDENTIAL_KEY = "kubeconfig"  # the key of the credential Secret's kubeconfig
 # On the credential Secret: when the token it holds expires (RFC 3339), so that a
 # restarted operator knows whether an extended session needs a new one.
-TOKEN_EXPIRES_ANNOTATION = "rdev.io/token-expires-at"
+TOKEN_EXPIRES_ANNOTATION = "rdev.io/token-expires-at"  # noqa: S105 (a name, not a secret)
+# ... and the session's expiresAt it was asked for: a later one (extend) needs a new token.
+TOKEN_REQUESTED_ANNOTATION = "rdev.io/token-requested-until"  # noqa: S105
 CREDENTIAL_SUFFIX = "-credential"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from rdev_api import API_VERSION, KIND, Body
 from rdev_api.conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
@@ -191,6 +192,8 @@ class Env:
     # When a stall changed its reason (and spec generation) while staying Stalled
     # (see controller.stall_since).
     stalls: StallMarks = field(default_factory=dict)
+    # Each session credential issued by this process (see steps/credential.py).
+    credentials: dict[Key, Any] = field(default_factory=dict)
 
     async def run(
         self, ctx: Ctx, argv: list[str], step: str, *, timeout_s: float | None = None
@@ -209,6 +212,7 @@ class Env:
         self.retry_due.pop(key, None)
         self.webui_policies.pop(key, None)
         self.stalls.pop(key, None)
+        self.credentials.pop(key, None)
 
 
 def _summary_reason(status: Body) -> str | None:

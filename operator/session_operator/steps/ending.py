@@ -25,6 +25,7 @@ from ..context import Ctx, Env, PodTarget, flush, parse_ts
 from ..gitcmd import Push, Removal
 from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
+from .credential import revoke_credential
 from .preview import remove_preview
 from .project import set_session_label
 from .webui import stop_process
@@ -83,8 +84,11 @@ def _last_target(ctx: Ctx, env: Env) -> PodTarget | None:
 
 
 async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
-    """Stop the web UI, drop the Service and the pod label; keep the worktree and branch."""
+    """Revoke the credential, stop the web UI, drop the Service and the pod label; keep the
+    worktree and branch."""
     status = ctx.status
+    # First, before anything touches the worktree: whoever holds the credential loses it now.
+    await revoke_credential(ctx, env)
     web_ui_up = status.web_ui not in (None, WebUIState.STOPPED)
     if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES and web_ui_up:
         # Stopping the web UI is the slow part: say so while it happens.
