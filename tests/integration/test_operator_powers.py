@@ -2,10 +2,10 @@
 
 The admission policy ``rdev-operator-writes`` (manifests/base/operator-writes.yaml) narrows
 the operator's own writes whatever its RBAC grants: on pods only its session label, on
-Services, Ingresses and NetworkPolicies only the ones it made, on session credentials’
-ServiceAccounts, Roles, RoleBindings, Secrets and tokens only those a Session owns, of
-the credential's shape. The single-namespace overlay
-binds its namespaced rights in the namespace it serves only.
+Services, Ingresses and NetworkPolicies only the ones it made, on the ServiceAccounts,
+Roles, RoleBindings, Secrets and tokens of session credentials only those a Session owns,
+of the credential's shape. The single-namespace overlay binds its namespaced rights in the
+namespace it serves only.
 
 The install in rdev-system stays in place, as in test_install.py; requests are made as the
 operator by impersonating its ServiceAccount's user name.
