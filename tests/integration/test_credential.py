@@ -404,3 +404,46 @@ def test_plugin_credential_writes_the_kubeconfig_0600(
 
     missing = plugin(kubeconfig, "credential", "nope", "-n", namespace)
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_credential_revoked_at_idle_stop(operator, api, namespace, repo, tmp_path):
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(
+        api,
+        namespace,
+        session_manifest("s7", "shop", newBranch="topic/idle", idleTimeout="10s", credential=True),
+    )
+    active_with_credential(api, namespace, "s7")
+    cred = credential_client(
+        read_kubeconfig(api, namespace, names.credential_name("s7")), tmp_path / "c"
+    )
+    assert get_as(cred, namespace, "s7")
+    s = wait_phase(api, namespace, "s7", "Expired", timeout=90)
+    reasons = {c["type"]: c["reason"] for c in s["status"]["conditions"]}
+    assert reasons["Reconciling"] == "IdleTimeout"
+    assert revoked_within(cred, namespace, "s7") < REVOKED_WITHIN_S
+    wait_for(lambda: all_gone(api, namespace, "s7"), timeout=30, what="credential objects gone")
+
+
+def test_force_deleted_session_loses_its_credential_through_its_owner_references(
+    operator, api, namespace, repo, tmp_path
+):
+    """With the operator down and the finalizer removed by hand, nothing runs the end: the
+    garbage collector deletes the four objects the Session owns, the Secret with the token."""
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(
+        api, namespace, session_manifest("s8", "shop", newBranch="topic/force", credential=True)
+    )
+    active_with_credential(api, namespace, "s8")
+    cred = credential_client(
+        read_kubeconfig(api, namespace, names.credential_name("s8")), tmp_path / "c"
+    )
+    assert get_as(cred, namespace, "s8")
+    operator.stop()
+    delete_session(api, namespace, "s8")
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "s8", {"metadata": {"finalizers": None}}
+    )
+    wait_for(lambda: session_gone(api, namespace, "s8"), timeout=30, what="Session gone")
+    wait_for(lambda: all_gone(api, namespace, "s8"), timeout=60, what="credential objects gone")
+    assert revoked_within(cred, namespace, "s8") < REVOKED_WITHIN_S
