@@ -447,3 +447,41 @@ def test_force_deleted_session_loses_its_credential_through_its_owner_references
     wait_for(lambda: session_gone(api, namespace, "s8"), timeout=30, what="Session gone")
     wait_for(lambda: all_gone(api, namespace, "s8"), timeout=60, what="credential objects gone")
     assert revoked_within(cred, namespace, "s8") < REVOKED_WITHIN_S
+
+
+def test_a_restart_makes_a_deleted_service_account_again_with_a_new_token(
+    operator_factory, api, namespace, repo, tmp_path
+):
+    """A token names its ServiceAccount's UID: a new account needs a new token, in the same
+    Secret (the Role, RoleBinding and Secret are taken over, not made again)."""
+    first = operator_factory()
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(
+        api, namespace, session_manifest("s9", "shop", newBranch="topic/sa", credential=True)
+    )
+    active_with_credential(api, namespace, "s9")
+    name = names.credential_name("s9")
+    before = credential_objects(api, namespace, "s9")
+    old_text = read_kubeconfig(api, namespace, name)
+    old = credential_client(old_text, tmp_path / "old")
+    first.stop()
+    client.CoreV1Api(api).delete_namespaced_service_account(name, namespace)
+    operator_factory()
+
+    def new_account() -> Any:
+        found = credential_objects(api, namespace, "s9")["ServiceAccount"]
+        was = before["ServiceAccount"][0].metadata.uid
+        return found if found and found[0].metadata.uid != was else None
+
+    wait_for(new_account, timeout=60, what="the ServiceAccount made again")
+    wait_for(
+        lambda: read_kubeconfig(api, namespace, name) != old_text,
+        timeout=30,
+        what="a new token in the Secret",
+    )
+    new = credential_client(read_kubeconfig(api, namespace, name), tmp_path / "new")
+    assert get_as(new, namespace, "s9")["metadata"]["name"] == "s9"
+    assert status_of(lambda: get_as(old, namespace, "s9")) == 401
+    after = credential_objects(api, namespace, "s9")
+    for kind in ("Secret", "Role", "RoleBinding"):
+        assert [o.metadata.uid for o in after[kind]] == [before[kind][0].metadata.uid], kind

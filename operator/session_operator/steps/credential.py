@@ -88,11 +88,12 @@ def _not_ours(exc: KubeError) -> bool:
     return exc.status == 422
 
 
-async def _claim(ctx: Ctx, calls: _Calls, desired: Body) -> Body:
+async def _claim(ctx: Ctx, calls: _Calls, desired: Body) -> tuple[Body, bool]:
+    """Ours, and whether it was created just now; Halt when the name is another's."""
     name = desired["metadata"]["name"]
     created = await calls.create(desired)
     if created is not None:
-        return created
+        return created, True
     try:
         current = await _own(ctx, calls, name)
     except KubeError as exc:
@@ -105,7 +106,7 @@ async def _claim(ctx: Ctx, calls: _Calls, desired: Body) -> Body:
         ) from None
     if current is None:  # deleted since the 409: try again soon
         raise KubeError(409, f"{calls.kind} {name} was deleted while being created")
-    return current
+    return current, False
 
 
 def _desired(ctx: Ctx, kind: str, pod: str) -> Body:
@@ -167,9 +168,12 @@ async def ensure_credential(ctx: Ctx, env: Env) -> None:
     calls = _calls(env.kube)
     uids: dict[str, str] = {}
     secret: Body | None = None
+    new_account = False
     for kind in CREATE_ORDER:
         desired = _desired(ctx, kind, target.name)
-        got = await _claim(ctx, calls[kind], desired)
+        got, created = await _claim(ctx, calls[kind], desired)
+        # A token names its ServiceAccount's UID: one made again (deleted by hand) needs a new one.
+        new_account = new_account or (created and kind == "ServiceAccount")
         if kind == "Role" and got.get("rules") != desired["rules"]:  # the session moved pods
             fix = [{"op": "test", "path": "/metadata/uid", "value": _uid(got)}]
             fix.append({"op": "replace", "path": "/rules", "value": desired["rules"]})
@@ -179,7 +183,7 @@ async def ensure_credential(ctx: Ctx, env: Env) -> None:
             secret = got
     assert secret is not None
     token = credentials.token_times(secret)
-    if _token_due(ctx, token):
+    if new_account or _token_due(ctx, token):
         token = await _mint(ctx, env, uids["Secret"])
     assert token is not None
     env.credentials[ctx.key] = Issued(uids=uids, token=token, pod=target.name)
