@@ -248,6 +248,12 @@ def test_credential_reaches_its_session_and_pod_only_and_dies_at_checkin(
     took = revoked_within(cred, namespace, "s1") + deleted
     print(f"after checkin: Secret deleted in {deleted:.2f}s, token refused (401) in {took:.2f}s")
     assert took < REVOKED_WITHIN_S
+    # As a person sees it: kubectl with that file (its words for a 401).
+    plain = kubectl_run(
+        str(tmp_path / "cred.kubeconfig"), "get", f"sessions.{GROUP}", "s1", check=False
+    )
+    assert plain.returncode == 1, plain.stderr
+    assert "error: You must be logged in to the server" in plain.stderr, plain.stderr
     wait_for(lambda: all_gone(api, namespace, "s1"), timeout=30, what="credential objects gone")
     ended = wait_phase(api, namespace, "s1", "Ended", timeout=60)
     assert "credentialSecret" not in ended["status"]
