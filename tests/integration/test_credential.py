@@ -411,6 +411,24 @@ def test_plugin_credential_writes_the_kubeconfig_0600(
     missing = plugin(kubeconfig, "credential", "nope", "-n", namespace)
     assert missing.returncode == 1 and "not found" in missing.stderr
 
+    # Asked for, not issued yet (no pod for the project): one line saying so.
+    create_session(
+        api, namespace, session_manifest("waits", "nopod", newBranch="t/w", credential=True)
+    )
+    wait_for(
+        lambda: (get_session(api, namespace, "waits").get("status") or {}).get("phase"),
+        what="a phase",
+    )
+    early = plugin(kubeconfig, "credential", "waits", "-n", namespace)
+    assert early.returncode == 1 and early.stderr.count("\n") == 1, early.stderr
+    assert "the credential of session waits is not ready yet (phase Pending)" in early.stderr
+    # Ended: revoked, and said so.
+    patch_session(api, namespace, "s6", {"checkin": {"skipReview": True}})
+    wait_phase(api, namespace, "s6", "Ended", timeout=60)
+    ended = plugin(kubeconfig, "credential", "s6", "-n", namespace)
+    assert ended.returncode == 1 and ended.stderr.count("\n") == 1, ended.stderr
+    assert "session s6 has ended (Ended); its credential was revoked" in ended.stderr
+
 
 def test_credential_revoked_at_idle_stop(operator, api, namespace, repo, tmp_path):
     create_project_pod(api, namespace, "shop", repo)
