@@ -509,3 +509,31 @@ def test_a_restart_makes_a_deleted_service_account_again_with_a_new_token(
     after = credential_objects(api, namespace, "s9")
     for kind in ("Secret", "Role", "RoleBinding"):
         assert [o.metadata.uid for o in after[kind]] == [before[kind][0].metadata.uid], kind
+
+
+def admin_cluster(kubeconfig: str) -> dict[str, Any]:
+    admin = yaml.safe_load(Path(kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    return dict(
+        next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])["cluster"]
+    )
+
+
+@pytest.mark.parametrize("server", ["", "https://k8s.example.test:6443"])
+def test_credential_names_the_server_and_the_ca_the_operator_trusts(
+    operator_factory, api, kubeconfig, namespace, repo, server
+):
+    """RDEV_CREDENTIAL_SERVER, else the address the operator talks to; the operator's CA."""
+    operator_factory(**({"RDEV_CREDENTIAL_SERVER": server} if server else {}))
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(
+        api, namespace, session_manifest("s10", "shop", newBranch="t/srv", credential=True)
+    )
+    active_with_credential(api, namespace, "s10")
+    doc = yaml.safe_load(read_kubeconfig(api, namespace, names.credential_name("s10")))
+    (cluster,) = doc["clusters"]
+    admin = admin_cluster(kubeconfig)
+    assert cluster["cluster"] == {
+        "server": server or admin["server"],
+        "certificate-authority-data": admin["certificate-authority-data"],
+    }
