@@ -128,7 +128,11 @@ class Settings(BaseSettings):
         ),
     )
     changes_interval: timedelta = Field(
-        default=timedelta(minutes=5), description="how often `status.changes` is refreshed"
+        default=timedelta(minutes=5),
+        description=(
+            "how often `status.changes` is refreshed and a session credential's objects are"
+            " checked (one deleted by hand is made again)"
+        ),
     )
     progress_deadline: timedelta = Field(
         default=timedelta(minutes=5),

@@ -60,13 +60,55 @@ def credential_objects(api: client.ApiClient, namespace: str, session: str) -> d
     }
 
 
+def probe(api: client.ApiClient, namespace: str, resource: str, sub: str) -> bool:
+    """Whether the test's policy refuses such a create in the namespace right now."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    try:
+        if resource == "rolebindings":
+            rbac.create_namespaced_role_binding(
+                namespace,
+                {
+                    "metadata": {"name": "probe"},
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "view",
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": "probe", "namespace": namespace}
+                    ],
+                },
+                dry_run="All",
+            )
+        elif sub == "token":  # TokenRequest has no dry run: a real token of a probe account
+            core.create_namespaced_service_account_token(
+                "probe", namespace, {"spec": {"expirationSeconds": 600}}
+            )
+        else:
+            core.create_namespaced_service_account(
+                namespace, {"metadata": {"name": "probe-dry"}}, dry_run="All"
+            )
+    except client.exceptions.ApiException as exc:
+        if "refused by test-refuse-" in str(exc.body):
+            return True
+        raise
+    return False
+
+
 @pytest.fixture
 def refuse(api: client.ApiClient, namespace: str) -> Iterator[Any]:
-    """Refuse creating one kind (or subresource) in this test's namespace, until lifted."""
+    """Refuse creating one kind (or subresource) in this test's namespace, until lifted;
+    both wait until the API server enforces the change (policies take a moment)."""
     admission = client.AdmissionregistrationV1Api(api)
     name = f"test-refuse-{uuid.uuid4().hex[:6]}"
+    rule: list[tuple[str, str, str]] = []
 
     def install(group: str, resource: str, sub: str) -> None:
+        rule.append((group, resource, sub))
+        if sub == "token":
+            client.CoreV1Api(api).create_namespaced_service_account(
+                namespace, {"metadata": {"name": "probe"}}
+            )
         admission.create_validating_admission_policy(
             {
                 "metadata": {"name": name},
@@ -95,6 +137,7 @@ def refuse(api: client.ApiClient, namespace: str) -> Iterator[Any]:
                 "spec": {"policyName": name, "validationActions": ["Deny"]},
             }
         )
+        wait_for(lambda: probe(api, namespace, resource, sub), timeout=60, what=f"{name} in effect")
 
     def lift() -> None:
         for delete in (
@@ -106,6 +149,13 @@ def refuse(api: client.ApiClient, namespace: str) -> Iterator[Any]:
             except client.exceptions.ApiException as exc:
                 if exc.status != 404:
                     raise
+        if rule:
+            _, resource, sub = rule[0]
+            wait_for(
+                lambda: not probe(api, namespace, resource, sub),
+                timeout=60,
+                what=f"{name} lifted",
+            )
 
     install.name = name  # type: ignore[attr-defined]
     install.lift = lift  # type: ignore[attr-defined]

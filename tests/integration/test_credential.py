@@ -537,3 +537,37 @@ def test_credential_names_the_server_and_the_ca_the_operator_trusts(
         "server": server or admin["server"],
         "certificate-authority-data": admin["certificate-authority-data"],
     }
+
+
+def test_credential_objects_deleted_by_hand_come_back(operator_factory, api, namespace, repo):
+    """Checked again every RDEV_CHANGES_INTERVAL: the Role and the ServiceAccount are made
+    again, the account with a new token in the same Secret."""
+    operator_factory(RDEV_CHANGES_INTERVAL="2s")
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(
+        api, namespace, session_manifest("s11", "shop", newBranch="t/drift", credential=True)
+    )
+    active_with_credential(api, namespace, "s11")
+    name = names.credential_name("s11")
+    before = credential_objects(api, namespace, "s11")
+    old_text = read_kubeconfig(api, namespace, name)
+    client.RbacAuthorizationV1Api(api).delete_namespaced_role(name, namespace)
+    client.CoreV1Api(api).delete_namespaced_service_account(name, namespace)
+
+    def remade() -> dict[str, list[Any]] | None:
+        now = credential_objects(api, namespace, "s11")
+        if {k: len(v) for k, v in now.items()} != dict.fromkeys(now, 1):
+            return None
+        return now
+
+    after = wait_for(remade, timeout=30, what="the Role and ServiceAccount made again")
+    for kind in ("Role", "ServiceAccount"):
+        assert after[kind][0].metadata.uid != before[kind][0].metadata.uid
+    assert after["Secret"][0].metadata.uid == before["Secret"][0].metadata.uid
+    text = wait_for(
+        lambda: (t := read_kubeconfig(api, namespace, name)) != old_text and t,
+        timeout=30,
+        what="a new token",
+    )
+    cred = config.new_client_from_config_dict(yaml.safe_load(text))
+    assert get_as(cred, namespace, "s11")["metadata"]["name"] == "s11"

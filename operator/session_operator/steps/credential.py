@@ -12,6 +12,10 @@ bound to the Secret's UID, and written into it (guarded by that UID). A Secret
 found without a token gets one; a token minted by a process that died before
 writing it was never stored and dies with the Secret.
 
+Level-based: every RDEV_CHANGES_INTERVAL (with the workspace state) all four
+are claimed again, so one deleted by hand comes back (a new ServiceAccount with
+a new token: a token names its account's UID).
+
 The operator never reads Secrets: a 409 on create is resolved with a patch
 that changes nothing and succeeds only on an object this Session owns
 (kube.owner_guard), which also returns it; anyone else's fails before any of
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from rdev_api import Body, names
@@ -73,6 +78,7 @@ class Issued:
     uids: dict[str, str]
     token: tuple[str, str] | None  # (expires at, asked for until), RFC 3339
     pod: str  # the pod the Role names
+    checked_at: datetime  # when all four were last claimed (made again if deleted by hand)
 
 
 def _uid(obj: Body) -> str:
@@ -159,10 +165,17 @@ async def ensure_credential(ctx: Ctx, env: Env) -> None:
     assert target is not None, "the credential needs the session's pod"
     name = names.credential_name(ctx.name)
     known = env.credentials.get(ctx.key)
-    if known is not None and known.pod == target.name and not _token_due(ctx, known.token):
+    recheck = env.settings.changes_interval
+    if (
+        known is not None
+        and known.pod == target.name
+        and ctx.now - known.checked_at < recheck
+        and not _token_due(ctx, known.token)
+    ):
         assert known.token is not None
         ctx.status.credential_secret = name
         _wake_to_renew(ctx, known.token)
+        ctx.due_in((known.checked_at + recheck - ctx.now).total_seconds())
         return
     ctx.step("issue the session credential")
     calls = _calls(env.kube)
@@ -186,9 +199,10 @@ async def ensure_credential(ctx: Ctx, env: Env) -> None:
     if new_account or _token_due(ctx, token):
         token = await _mint(ctx, env, uids["Secret"])
     assert token is not None
-    env.credentials[ctx.key] = Issued(uids=uids, token=token, pod=target.name)
+    env.credentials[ctx.key] = Issued(uids=uids, token=token, pod=target.name, checked_at=ctx.now)
     ctx.status.credential_secret = name
     _wake_to_renew(ctx, token)
+    ctx.due_in(recheck.total_seconds())
 
 
 async def _mint(ctx: Ctx, env: Env, secret_uid: str) -> tuple[str, str]:
