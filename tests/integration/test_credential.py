@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
@@ -219,6 +219,17 @@ def test_credential_reaches_its_session_and_pod_only_and_dies_at_checkin(
     checkout = s["status"]["checkoutPath"]
     out = exec_in(cred, namespace, pod["metadata"]["name"], ["git", "-C", checkout, "status"])
     assert "topic/cred" in out
+    # ... and watch it (a watch with a metadata.name field selector is authorised by name).
+    events = watch.Watch().stream(
+        client.CustomObjectsApi(cred).list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        field_selector="metadata.name=s1",
+        timeout_seconds=2,
+    )
+    assert {e["object"]["metadata"]["name"] for e in events} == {"s1"}
     # What it may not: other Sessions, other pods, any Secret, listing.
     custom = client.CustomObjectsApi(cred)
     core = client.CoreV1Api(cred)
