@@ -31,6 +31,8 @@ class KubePort(Protocol):
     async def delete_ingress(self, namespace: str, name: str, uid: str) -> bool: ...
     async def delete_network_policy(self, namespace: str, name: str, uid: str) -> bool: ...
 
+    # A session credential's kubeconfig points here (RDEV_CREDENTIAL_SERVER aside): the API
+    # server the operator talks to and the CA it trusts it with (base64; None: none set).
     server: str
     ca_data: str | None
 

@@ -4,6 +4,9 @@
 that ends it, ``remove_worktree`` what deletion adds. Activity itself is read
 with the workspace state (workspace.py); the idle deadline is rdev_api's.
 
+Ending revokes the session's credential (steps/credential.py) before anything
+else, so no one holding it acts on the session while it ends.
+
 Nothing is ever lost: ending keeps the worktree and its branch, with a Warning
 naming what it holds; the finalizer removes the worktree only when it holds
 nothing (gitcmd's assess: no uncommitted, untracked or ignored files, no hidden
