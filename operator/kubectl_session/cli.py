@@ -1,4 +1,5 @@
-"""``kubectl session``: create, list, describe, exec, clone, open, logs, checkin, extend, wait.
+"""``kubectl session``: create, list, describe, exec, clone, open, logs, checkin, extend,
+credential, wait.
 
 Every verb goes through the API server with the user's own kubeconfig. Exit
 codes: 0 done, 1 error (the message on stderr), and ``exec`` exits as the
@@ -12,29 +13,35 @@ raw, since it is the user's own command, often in a terminal (``-t``).
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, NoReturn
 
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
 from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION, timing
 from rdev_api.conditions import READY, STALLED, SUMMARY
 from rdev_api.durations import duration_ns
 from rdev_api.models import TERMINAL_PHASES, Phase, WebUIState
-from rdev_api.names import PREVIEW_PORT, WEBUI_PORT, clone_url, webui_log
+from rdev_api.names import CREDENTIAL_KEY, PREVIEW_PORT, WEBUI_PORT, clone_url, webui_log
 from rdev_api.sanitize import one_line, strip_controls
 
 from . import podstream, render
 from .kubeapi import (
     PluginError,
     Target,
+    api_error,
     call,
     connect,
     get_session,
@@ -140,6 +147,8 @@ def cmd_create(args: argparse.Namespace, target: Target) -> int:
         spec["expiresIn"] = args.expires_in
     if args.idle_timeout:
         spec["idleTimeout"] = args.idle_timeout
+    if args.credential:
+        spec["credential"] = True
     body = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -320,6 +329,75 @@ def cmd_extend(args: argparse.Namespace, target: Target) -> int:
     return 0
 
 
+def _credential_kubeconfig(target: Target, name: str) -> str:
+    """The kubeconfig of a session's credential, or a one-line reason why there is none."""
+    obj = get_session(target, name)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if _ended(obj):
+        raise PluginError(f"session {name} has ended ({_phase(obj)}); its credential was revoked")
+    if not spec.get("credential"):
+        raise PluginError(
+            f"session {name} has no credential; ask for one with: kubectl patch"
+            f' sessions.{GROUP} {name} --type merge -p \'{{"spec":{{"credential":true}}}}\''
+        )
+    secret = status.get("credentialSecret")
+    not_ready = (
+        f"the credential of session {name} is not ready yet (phase {_phase(obj)});"
+        f" wait with: kubectl session wait {name}"
+    )
+    if not secret:
+        raise PluginError(not_ready)
+    try:
+        found: Any = target.core.read_namespaced_secret(secret, target.namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise PluginError(not_ready) from None
+        raise api_error(exc, f"reading Secret {secret}") from None
+    except (HTTPError, OSError) as exc:
+        raise PluginError(f"reading Secret {secret}: cannot reach the API server: {exc}") from None
+    data = (found.data or {}).get(CREDENTIAL_KEY)
+    if not data:
+        raise PluginError(not_ready)
+    return base64.b64decode(data).decode("utf-8")
+
+
+def write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` as mode 0600, whole or not at all.
+
+    A temporary file in the same folder (created 0600 by mkstemp, whatever the
+    umask) is renamed over the target: no moment when the file is readable by
+    others, nor half written, also when it existed with a wider mode.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".kubeconfig-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def cmd_credential(args: argparse.Namespace, target: Target) -> int:
+    text = _credential_kubeconfig(target, args.name)
+    if not args.output_file:
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_private(args.output_file, text)
+    except OSError as exc:
+        raise PluginError(f"writing {args.output_file}: {exc.strerror or exc}") from None
+    _say(
+        f"wrote the credential of session {args.name} to {args.output_file} (mode 0600);"
+        f" use it with: kubectl --kubeconfig {args.output_file} get sessions.{GROUP} {args.name}"
+    )
+    return 0
+
+
 def cmd_wait(args: argparse.Namespace, target: Target) -> int:
     obj = _wait(target, args.name, args.condition, args.timeout)
     if not _print_data(obj, args.output):
@@ -457,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview-port", type=_port, help="the app preview's port")
     p.add_argument("--expires-in", help="lifetime, e.g. 8h or 7d (default 24h)")
     p.add_argument("--idle-timeout", help="stop after this long without activity")
+    p.add_argument(
+        "--credential",
+        action="store_true",
+        help="issue a session credential (a kubeconfig revoked when the session ends)",
+    )
     p.add_argument("--wait", action="store_true", help="wait until the Session is Ready")
     p.add_argument("--timeout", default=DEFAULT_WAIT, help="bound of --wait (default 5m)")
     _common(p, output=True)
@@ -515,6 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", required=True, help="how much later, e.g. 2h or 1d")
     _common(p, output=True)
     p.set_defaults(func=cmd_extend)
+
+    p = verbs.add_parser("credential", help="the session's own kubeconfig (spec.credential)")
+    p.add_argument("name")
+    p.add_argument(
+        "-o", "--output-file", metavar="FILE", help="write it to FILE (mode 0600), not stdout"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_credential)
 
     p = verbs.add_parser("wait", help="wait until the session is Ready or has Ended")
     p.add_argument("name")

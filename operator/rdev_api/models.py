@@ -136,6 +136,15 @@ class SessionSpec(BaseModel):
         le=65535,
         description="The port of the app preview in the pod (used while the web UI is off).",
     )
+    credential: bool = Field(
+        default=False,
+        description=(
+            "Give the session its own credential: a kubeconfig in the Secret named in"
+            " status.credentialSecret that may read this Session and exec into its pod only,"
+            " revoked when the session ends. May be set at creation or later; cannot be"
+            " unset while the session is Active."
+        ),
+    )
     checkin: Checkin | None = Field(
         default=None,
         description=(
@@ -351,6 +360,14 @@ class SessionStatus(BaseModel):
     )
     changes: Changes | None = Field(
         default=None, description="What is at stake in the worktree, refreshed periodically."
+    )
+    credential_secret: str | None = Field(
+        default=None,
+        alias="credentialSecret",
+        description=(
+            "The Secret (key kubeconfig) holding the session's credential (spec.credential);"
+            " deleted, and the credential revoked, when the session ends."
+        ),
     )
 
     def condition(self, kind: str) -> Condition | None:

@@ -39,6 +39,20 @@ def webui_policy_name(session: str) -> str:
     return f"{session}-webui"
 
 
+CREDENTIAL_KEY = "kubeconfig"  # the key of the credential Secret's kubeconfig
+# On the credential Secret: when the token it holds expires (RFC 3339), so that a
+# restarted operator knows whether an extended session needs a new one.
+TOKEN_EXPIRES_ANNOTATION = "rdev.io/token-expires-at"  # noqa: S105 (a name, not a secret)
+# ... and the session's expiresAt it was asked for: a later one (extend) needs a new token.
+TOKEN_REQUESTED_ANNOTATION = "rdev.io/token-requested-until"  # noqa: S105
+CREDENTIAL_SUFFIX = "-credential"
+
+
+def credential_name(session: str) -> str:
+    """The ServiceAccount, Role, RoleBinding and Secret of a session's credential (one name)."""
+    return f"{session}{CREDENTIAL_SUFFIX}"
+
+
 def checkout_path(worktree_root: str, session: str) -> str:
     return f"{worktree_root.rstrip('/')}/{session}"
 

@@ -50,6 +50,7 @@ class Reason(StrEnum):
     DELETED = "Deleted"
     BRANCH_EXISTS = "BranchExists"
     PREVIEW_NAME_TAKEN = "PreviewNameTaken"
+    CREDENTIAL_NAME_TAKEN = "CredentialNameTaken"
     PROJECT_POD_NOT_READY = "ProjectPodNotReady"
     PROJECT_POD_GONE = "ProjectPodGone"
     # Only on Events and per-part conditions (CheckoutReady, PreviewReady, WebUIReady)
@@ -70,6 +71,8 @@ class Reason(StrEnum):
     WEBUI_STOPPED = "WebUIStopped"
     RUNNING = "Running"
     STOPPED = "Stopped"
+    CREDENTIAL_ISSUED = "CredentialIssued"
+    CREDENTIAL_REVOKED = "CredentialRevoked"
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ _TABLE = (
     # A Service or Ingress of the preview's name that this Session does not own.
     # The phase is kept: a checked-out session keeps its turn on the project.
     Rule(Reason.PREVIEW_NAME_TAKEN, None, Mode.STALLED, "Warning", recheck=True),
+    # A ServiceAccount, Role, RoleBinding or Secret of the credential's name that this
+    # Session does not own (spec.credential): the same story as the preview's.
+    Rule(Reason.CREDENTIAL_NAME_TAKEN, None, Mode.STALLED, "Warning", recheck=True),
     # A session with a checkout waits on its own pod, keeping its phase and turn.
     Rule(Reason.PROJECT_POD_NOT_READY, None, Mode.RECONCILING, "Warning"),
     Rule(Reason.PROJECT_POD_GONE, None, Mode.STALLED, "Warning", recheck=True),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from rdev_api import API_VERSION, KIND, Body
 from rdev_api.conditions import READY, RECONCILING, STALLED, SUMMARY, set_condition, without
@@ -24,6 +25,9 @@ from .locks import KeyedLocks
 from .ports import EventPort, ExecPort, KubePort
 from .settings import Settings
 from .store import Key, Store
+
+if TYPE_CHECKING:
+    from .steps.credential import Issued
 
 log = logging.getLogger("session_operator")
 
@@ -191,6 +195,8 @@ class Env:
     # When a stall changed its reason (and spec generation) while staying Stalled
     # (see controller.stall_since).
     stalls: StallMarks = field(default_factory=dict)
+    # Each session credential issued by this process (see steps/credential.py).
+    credentials: dict[Key, Issued] = field(default_factory=dict)
 
     async def run(
         self, ctx: Ctx, argv: list[str], step: str, *, timeout_s: float | None = None
@@ -209,6 +215,7 @@ class Env:
         self.retry_due.pop(key, None)
         self.webui_policies.pop(key, None)
         self.stalls.pop(key, None)
+        self.credentials.pop(key, None)
 
 
 def _summary_reason(status: Body) -> str | None:

@@ -40,7 +40,7 @@ from .context import (
 )
 from .locks import LockBusy
 from .queue import WorkQueue
-from .steps import checkout, ending, preview, project, warnings, webui, workspace
+from .steps import checkout, credential, ending, preview, project, warnings, webui, workspace
 from .store import Key, key_of, slim_session
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,7 @@ class Controller:
         await project.ensure_pod_label(ctx, env)
         await webui.ensure_web_ui(ctx, env)
         await preview.ensure_preview(ctx, env)
+        await credential.ensure_credential(ctx, env)
         ctx.status.provisioning_since = None
         ctx.status.provisioning_step = None
         ctx.summary(Reason.ACTIVE, "session is active")
@@ -276,6 +277,8 @@ class Controller:
                 assert reason is not None
                 await ending.end_session(ctx, self.env, reason)
                 await flush(ctx, self.env)
+            # An ended session's credential is gone already; this finds nothing then.
+            await credential.revoke_credential(ctx, self.env)
             await ending.remove_worktree(ctx, self.env)
             await post_events(ctx, self.env)
         self.queue.discard(key)

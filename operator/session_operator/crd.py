@@ -106,7 +106,23 @@ ROOT_RULES = [
         # Reported against the field, not the root ("<nil>: Invalid value: ...").
         "fieldPath": ".metadata.name",
         "reason": "FieldValueInvalid",
-    }
+    },
+    {
+        # A transition rule at the root, where the old status is visible: the
+        # credential is revoked by ending the session, not by unsetting the field.
+        "rule": (
+            "!(has(oldSelf.spec.credential) && oldSelf.spec.credential)"
+            " || (has(self.spec.credential) && self.spec.credential)"
+            " || !has(oldSelf.status) || !has(oldSelf.status.phase)"
+            " || oldSelf.status.phase != 'Active'"
+        ),
+        "message": (
+            "credential cannot be unset while the session is Active; check the session in"
+            " (or delete it) to revoke its credential"
+        ),
+        "fieldPath": ".spec.credential",
+        "reason": "FieldValueForbidden",
+    },
 ]
 
 _DROP = {"title", "default_factory"}

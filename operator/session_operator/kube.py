@@ -11,6 +11,7 @@ and 404 on delete mean "already done".
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -70,6 +71,19 @@ async def load_kube_config() -> client.Configuration:
     return cfg
 
 
+def ca_data(cfg: client.Configuration) -> str | None:
+    """The CA the operator trusts the API server with, base64 (as a kubeconfig holds it).
+
+    Both loaders leave it in a file (in a pod the ServiceAccount's ca.crt, from a
+    kubeconfig a temporary copy of its data); read once at start-up.
+    """
+    path = getattr(cfg, "ssl_ca_cert", None)
+    if not path:
+        return None
+    with open(path, "rb") as handle:
+        return base64.b64encode(handle.read()).decode("ascii")
+
+
 async def _send(call: Awaitable[Any], ok_statuses: tuple[int, ...] = ()) -> tuple[int, Body | None]:
     """Run a generated API call with ``_preload_content=False``; (status, JSON body).
 
@@ -109,6 +123,15 @@ async def _patch(patch_call: Any, namespace: str, name: str, patch: Any) -> Body
     return (await _send(call, (404,)))[1]
 
 
+def owner_guard(uid: str) -> list[dict[str, Any]]:
+    """A JSON patch that changes nothing and succeeds only on an object this Session owns.
+
+    It is how the operator reads back its own credential objects: no ``get`` on
+    Secrets, and a patch of anyone else's object fails (422) before it returns any.
+    """
+    return [{"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": uid}]
+
+
 async def _delete(delete: Any, namespace: str, name: str, uid: str) -> bool:
     """Delete only the object with this UID; False when the name holds another one (409)."""
     body = {"preconditions": {"uid": uid}}
@@ -127,6 +150,10 @@ class Kube:
         self.core: Any = client.CoreV1Api(self.api_client)
         self.custom: Any = client.CustomObjectsApi(self.api_client)
         self.net: Any = client.NetworkingV1Api(self.api_client)
+        self.rbac: Any = client.RbacAuthorizationV1Api(self.api_client)
+        # Where a session credential's kubeconfig points unless RDEV_CREDENTIAL_SERVER says.
+        self.server: str = cfg.host or ""
+        self.ca_data = ca_data(cfg)
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
 
     async def close(self) -> None:
@@ -252,3 +279,49 @@ class Kube:
             name, namespace, patch, _preload_content=False, _content_type=MERGE
         )
         return (await _send(call, (404,)))[0] != 404
+
+    # A session's credential: ServiceAccount, Role, RoleBinding, Secret, token -----------
+    # Created, patched (the owner check of kube.owner_guard, and the Secret's kubeconfig)
+    # and deleted; never read or listed (the operator holds no get on Secrets).
+    async def create_service_account(self, body: Body) -> Body | None:
+        return await _create(self.core.create_namespaced_service_account, body)
+
+    async def create_role(self, body: Body) -> Body | None:
+        return await _create(self.rbac.create_namespaced_role, body)
+
+    async def create_role_binding(self, body: Body) -> Body | None:
+        return await _create(self.rbac.create_namespaced_role_binding, body)
+
+    async def create_secret(self, body: Body) -> Body | None:
+        return await _create(self.core.create_namespaced_secret, body)
+
+    async def patch_service_account(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.core.patch_namespaced_service_account, namespace, name, patch)
+
+    async def patch_role(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.rbac.patch_namespaced_role, namespace, name, patch)
+
+    async def patch_role_binding(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.rbac.patch_namespaced_role_binding, namespace, name, patch)
+
+    async def patch_secret(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return await _patch(self.core.patch_namespaced_secret, namespace, name, patch)
+
+    async def delete_service_account(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.core.delete_namespaced_service_account, namespace, name, uid)
+
+    async def delete_role(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.rbac.delete_namespaced_role, namespace, name, uid)
+
+    async def delete_role_binding(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.rbac.delete_namespaced_role_binding, namespace, name, uid)
+
+    async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
+        return await _delete(self.core.delete_namespaced_secret, namespace, name, uid)
+
+    async def create_token(self, namespace: str, name: str, body: Body) -> Body | None:
+        """A TokenRequest for a ServiceAccount; None when it (or the bound object) is gone."""
+        call = self.core.create_namespaced_service_account_token(
+            name, namespace, body, _preload_content=False
+        )
+        return (await _send(call, (404,)))[1]

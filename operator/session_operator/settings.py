@@ -119,8 +119,20 @@ class Settings(BaseSettings):
     ingress_host_template: str = Field(
         default="", description="host of that Ingress (same placeholders)"
     )
+    credential_server: str = Field(
+        default="",
+        description=(
+            "the API server address written into session credentials (`spec.credential`),"
+            " e.g. `https://k8s.example.com:6443`, with the CA the operator trusts; empty:"
+            " the address the operator itself talks to"
+        ),
+    )
     changes_interval: timedelta = Field(
-        default=timedelta(minutes=5), description="how often `status.changes` is refreshed"
+        default=timedelta(minutes=5),
+        description=(
+            "how often `status.changes` is refreshed and a session credential's objects are"
+            " checked (one deleted by hand is made again)"
+        ),
     )
     progress_deadline: timedelta = Field(
         default=timedelta(minutes=5),
@@ -287,6 +299,14 @@ class Settings(BaseSettings):
     def _split_namespaces(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @field_validator("credential_server")
+    @classmethod
+    def _check_server(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be a URL starting with https:// (or http://)")
         return value
 
     @field_validator("preview_url_template", "ingress_host_template")

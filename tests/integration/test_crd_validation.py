@@ -129,6 +129,7 @@ def test_defaults_are_filled_in_by_the_server(api, namespace) -> None:
         "expiresIn": "24h",
         "webUI": False,
         "previewPort": 8080,
+        "credential": False,
     }
 
 
@@ -204,3 +205,29 @@ def test_container_is_immutable(api, namespace) -> None:
     assert "container is immutable" in patch_refused(api, namespace, "t", {"container": "dev"})
     patch(api, namespace, "s", {"webUI": True})  # the rest of the spec still changes
     assert get_session(api, namespace, "s")["spec"]["container"] == "dev"
+
+
+def test_credential_is_never_unset_while_active(api, namespace) -> None:
+    """Set at creation or later; unset only while the Session is not Active (CEL on oldSelf)."""
+    custom = client.CustomObjectsApi(api)
+
+    def phase(name: str, value: str) -> None:
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": {"phase": value}}
+        )
+
+    create_session(api, namespace, session_manifest("s", "shop", branch="a"))
+    phase("s", "Active")
+    patch(api, namespace, "s", {"credential": True})  # set later: allowed
+    text = patch_refused(api, namespace, "s", {"credential": False})
+    assert "spec.credential" in text
+    assert "credential cannot be unset while the session is Active" in text
+    assert "check the session in (or delete it) to revoke its credential" in text
+    patch(api, namespace, "s", {"expiresIn": "48h"})  # other changes still pass
+    for other in ("Pending", "Provisioning", "Ended"):
+        phase("s", other)
+        patch(api, namespace, "s", {"credential": False})
+        patch(api, namespace, "s", {"credential": True})
+    # Never Active yet (no status at all): unset freely.
+    create_session(api, namespace, session_manifest("t", "shop", branch="a", credential=True))
+    patch(api, namespace, "t", {"credential": False})

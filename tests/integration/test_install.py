@@ -75,6 +75,12 @@ OPERATOR_RULES: list[tuple[str, str, frozenset[str], str | None]] = [
         None,
     ),
     ("", "events", frozenset({"create"}), None),
+    # Session credentials: written, never read (no get, list or watch).
+    ("", "serviceaccounts", frozenset({"create", "patch", "delete"}), None),
+    ("rbac.authorization.k8s.io", "roles", frozenset({"create", "patch", "delete"}), None),
+    ("rbac.authorization.k8s.io", "rolebindings", frozenset({"create", "patch", "delete"}), None),
+    ("", "serviceaccounts/token", frozenset({"create"}), None),
+    ("", "secrets", frozenset({"create", "patch", "delete"}), None),
     (
         "apiextensions.k8s.io",
         "customresourcedefinitions",
@@ -336,7 +342,8 @@ def test_operator_cluster_role_is_exactly_what_the_code_calls(installed):
         for rule in find(installed, "ClusterRole", role_name)["rules"]:
             for key in ("apiGroups", "resources", "verbs", "resourceNames"):
                 assert "*" not in rule.get(key, []), rule
-            assert "secrets" not in rule["resources"], rule
+            if "secrets" in rule["resources"]:  # written for credentials, never read
+                assert not {"get", "list", "watch"} & set(rule["verbs"]), rule
             assert "nonResourceURLs" not in rule, rule
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
@@ -381,7 +388,14 @@ def test_service_account_can_do_exactly_what_is_listed(installed, api):
         ("get", "", "configmaps"),
         ("list", "", "namespaces"),
         ("create", "events.k8s.io", "events"),
-        ("create", "", "serviceaccounts/token"),
+        ("get", "", "serviceaccounts"),
+        ("list", "", "serviceaccounts"),
+        ("get", "rbac.authorization.k8s.io", "roles"),
+        ("list", "rbac.authorization.k8s.io", "rolebindings"),
+        ("escalate", "rbac.authorization.k8s.io", "roles"),
+        ("bind", "rbac.authorization.k8s.io", "roles"),
+        ("create", "rbac.authorization.k8s.io", "clusterroles"),
+        ("create", "rbac.authorization.k8s.io", "clusterrolebindings"),
         ("create", "", "pods/portforward"),
         ("list", "networking.k8s.io", "ingresses"),  # read one by name only: whose is it?
         ("update", "apiextensions.k8s.io", "customresourcedefinitions"),
@@ -547,10 +561,28 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
     try:
         operator.start()
         create_project_pod(api, namespace, "shop", repo)
-        create_session(api, namespace, session_manifest("sa1", "shop", newBranch="topic/sa"))
+        # With a credential: the Role it makes passes the API server's escalation check
+        # (the operator holds every right it grants) and operator-writes.yaml.
+        create_session(
+            api,
+            namespace,
+            session_manifest("sa1", "shop", newBranch="topic/sa", credential=True),
+        )
         # Peering: an older, dead entry may hold the operator back for one lifetime.
         s = wait_condition(api, namespace, "sa1", "Ready", timeout=90)
         assert s["status"]["phase"] == "Active"
+        secret = wait_for(
+            lambda: (core.read_namespaced_secret("sa1-credential", namespace).data or {}).get(
+                "kubeconfig"
+            ),
+            timeout=30,
+            what="the credential's kubeconfig",
+        )
+        cred_config = tmp_path / "cred.kubeconfig"
+        cred_config.write_text(base64.b64decode(secret).decode())
+        cred_config.chmod(0o600)
+        got = kubectl_run(str(cred_config), "get", "sessions.rdev.io", "sa1", "-o", "name")
+        assert got.stdout.strip() == "session.rdev.io/sa1"
         assert "rdev.io/finalizer" in s["metadata"]["finalizers"]
         assert core.read_namespaced_service("sa1-preview", namespace).spec.ports[0].port == 8080
         ingress = net.read_namespaced_ingress("sa1-preview", namespace)
@@ -587,6 +619,16 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
             return False
 
         wait_for(lambda: gone(core.read_namespaced_service, "sa1-preview"), what="Service gone")
+        rbac = client.RbacAuthorizationV1Api(api)
+        for read in (
+            core.read_namespaced_secret,
+            core.read_namespaced_service_account,
+            rbac.read_namespaced_role,
+            rbac.read_namespaced_role_binding,
+        ):
+            wait_for(lambda r=read: gone(r, "sa1-credential"), what="credential objects gone")
+        denied = kubectl_run(str(cred_config), "get", "sessions.rdev.io", "sa1", check=False)
+        assert denied.returncode != 0
         wait_for(lambda: gone(net.read_namespaced_ingress, "sa1-preview"), what="Ingress gone")
 
         custom.delete_namespaced_custom_object("rdev.io", "v1alpha1", namespace, "sessions", "sa1")
@@ -620,11 +662,14 @@ def test_operator_runs_a_session_lifecycle_as_its_service_account(
 
 
 def test_manifests_hold_no_secrets(installed):
-    """The token is projected into the pod; nothing in the install holds or reads a Secret."""
+    """The token is projected into the pod; nothing in the install holds or reads a Secret
+    (the operator writes session credentials' Secrets, and reads none)."""
     assert not [o for o in installed if o["kind"] == "Secret"]
     for role in (o for o in installed if o["kind"] in ("ClusterRole", "Role")):
         for rule in role["rules"]:
-            assert "secrets" not in rule["resources"], role["metadata"]["name"]
+            if "secrets" in rule["resources"]:
+                assert set(rule["verbs"]) <= {"create", "patch", "delete"}, role["metadata"]
+                assert role["metadata"]["name"] == NAME
 
 
 # The image's venv: non-root, read-only root filesystem ------------------------------------

@@ -2,8 +2,10 @@
 
 The admission policy ``rdev-operator-writes`` (manifests/base/operator-writes.yaml) narrows
 the operator's own writes whatever its RBAC grants: on pods only its session label, on
-Services, Ingresses and NetworkPolicies only the ones it made. The single-namespace overlay
-binds its namespaced rights in the namespace it serves only.
+Services, Ingresses and NetworkPolicies only the ones it made, on the ServiceAccounts,
+Roles, RoleBindings, Secrets and tokens of session credentials only those a Session owns,
+of the credential's shape. The single-namespace overlay binds its namespaced rights in the
+namespace it serves only.
 
 The install in rdev-system stays in place, as in test_install.py; requests are made as the
 operator by impersonating its ServiceAccount's user name.
@@ -25,14 +27,18 @@ from kubernetes.client.exceptions import ApiException
 
 from kubehelpers import (
     ROOT,
+    create_session,
     kubectl,
     kustomize,
     namespaced_overlay,
     overlay_env,
+    session_manifest,
     wait_for,
 )
 from rdev_api import names
-from session_operator import builders
+from session_operator import builders, credentials
+from session_operator.kube import JSON_PATCH as JSON
+from session_operator.kube import owner_guard
 
 MANIFESTS = ROOT / "manifests"
 NAME = "rdev-session-operator"
@@ -257,6 +263,128 @@ def test_operator_may_only_write_ingresses_and_network_policies_it_manages(
         delete(name, namespace, body={"preconditions": {"uid": made.metadata.uid}})
 
 
+# Session credentials: ServiceAccounts, Roles, RoleBindings, Secrets, tokens -------------------
+def credential_meta(name: str, session: dict[str, Any], **labels: str) -> dict[str, Any]:
+    meta = session["metadata"]
+    owner = builders.owner_reference(meta["name"], meta["uid"])
+    return {"name": name, "labels": {**MANAGED, **labels}, "ownerReferences": [owner]}
+
+
+def test_operator_may_only_write_credentials_it_owns(api, as_operator, namespace):
+    """Its own credential objects pass; anyone else's cannot be read (a patch answers with
+    the object), changed, deleted or taken over; Roles, bindings and tokens keep their shape."""
+    core, op = client.CoreV1Api(api), client.CoreV1Api(as_operator)
+    op_rbac = client.RbacAuthorizationV1Api(as_operator)
+    session = create_session(api, namespace, session_manifest("s1", "shop", newBranch="t/x"))
+    name = names.credential_name("s1")
+
+    # Someone else's Secret: no read through a no-op patch, no change, no delete.
+    core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "db-password"}, "stringData": {"password": "hunter2"}},
+    )
+    for patch in ({}, {"metadata": {"labels": MANAGED}}):
+        message = refused(
+            lambda p=patch: op.patch_namespaced_secret("db-password", namespace, p),
+            'Secret "db-password"',
+        )
+        assert "hunter2" not in message and "aHVudGVyMg" not in message
+    refused(lambda: op.delete_namespaced_secret("db-password", namespace), "may not delete it")
+    # A foreign Secret of the credential's name, labelled like ours: not owned by a Session.
+    core.create_namespaced_secret(namespace, {"metadata": {"name": name, "labels": MANAGED}})
+    refused(lambda: op.patch_namespaced_secret(name, namespace, {}), "owned by a Session")
+    refused(lambda: op.delete_namespaced_secret(name, namespace), "owned by a Session")
+    core.delete_namespaced_secret(name, namespace)
+
+    # Creating: the label, a Session owner and the credential's name are all required.
+    bare = {"metadata": {"name": name}}
+    refused(lambda: op.create_namespaced_secret(namespace, bare), "created without that label")
+    unowned = {"metadata": {"name": name, "labels": MANAGED}}
+    refused(lambda: op.create_namespaced_secret(namespace, unowned), "owned by a Session")
+    misnamed = {"metadata": credential_meta("s1-token", session)}
+    refused(lambda: op.create_namespaced_secret(namespace, misnamed), "named <session>-credential")
+
+    # Its own: created empty, filled, the owner check, deleted; the same for the others.
+    secret = op.create_namespaced_secret(namespace, {"metadata": credential_meta(name, session)})
+    sa = op.create_namespaced_service_account(
+        namespace, {"metadata": credential_meta(name, session)}
+    )
+    pod_rules = [
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["p"], "verbs": ["get"]}
+    ]
+    role = op_rbac.create_namespaced_role(
+        namespace, {"metadata": credential_meta(name, session), "rules": pod_rules}
+    )
+    subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+    binding = op_rbac.create_namespaced_role_binding(
+        namespace,
+        {"metadata": credential_meta(name, session), "roleRef": ref, "subjects": [subject]},
+    )
+    guard = owner_guard(session["metadata"]["uid"])  # the operator's owner check
+    for patch_call, obj in [
+        (op.patch_namespaced_secret, secret),
+        (op.patch_namespaced_service_account, sa),
+        (op_rbac.patch_namespaced_role, role),
+        (op_rbac.patch_namespaced_role_binding, binding),
+    ]:
+        assert (
+            patch_call(name, namespace, guard, _content_type=JSON).metadata.uid == obj.metadata.uid
+        )
+    fill = [{"op": "add", "path": "/data", "value": {"kubeconfig": "eA=="}}]
+    op.patch_namespaced_secret(name, namespace, fill, _content_type=JSON)
+
+    # Roles grant only the credential's rights, on named objects; a binding binds only its
+    # own Role to its own account; a token only for a credential account, bound to its Secret.
+    wide = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]
+    # (RBAC's escalation check already refuses rights the operator lacks, e.g. reading
+    # Secrets; the policy also refuses those it holds but a credential must not have.)
+    patch_pod = [
+        {"apiGroups": [""], "resources": ["pods"], "resourceNames": ["p"], "verbs": ["patch"]}
+    ]
+    for rules in (wide, patch_pod):
+        refused(
+            lambda r=rules: op_rbac.patch_namespaced_role(name, namespace, {"rules": r}),
+            "may only grant get/watch on named Sessions",
+        )
+    other = credential_meta(names.credential_name("s3"), session)
+    refused(
+        lambda: op_rbac.create_namespaced_role_binding(
+            namespace, {"metadata": other, "roleRef": ref, "subjects": [subject]}
+        ),
+        "may only bind the Role of its own name",
+    )
+    deployer = {**subject, "name": "deployer"}
+    refused(
+        lambda: op_rbac.patch_namespaced_role_binding(name, namespace, {"subjects": [deployer]}),
+        "may only bind the Role of its own name",
+    )
+    request = credentials.token_request("s1", name, secret.metadata.uid, 600)
+    token = op.create_namespaced_service_account_token(name, namespace, request)
+    assert token.status.token
+    elsewhere = credentials.token_request("s1", "db-password", "x", 600)
+    refused(
+        lambda: op.create_namespaced_service_account_token(name, namespace, elsewhere),
+        "bound to the Secret of the same name",
+    )
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "deployer"}})
+    for_deployer = credentials.token_request("s1", "deployer", "x", 600)
+    refused(
+        lambda: op.create_namespaced_service_account_token("deployer", namespace, for_deployer),
+        "may only request tokens for a ServiceAccount named <session>-credential",
+    )
+
+    for delete, obj in [
+        (op.delete_namespaced_secret, secret),
+        (op_rbac.delete_namespaced_role_binding, binding),
+        (op_rbac.delete_namespaced_role, role),
+        (op.delete_namespaced_service_account, sa),
+    ]:
+        delete(name, namespace, body={"preconditions": {"uid": obj.metadata.uid}})
+    kept = core.read_namespaced_secret("db-password", namespace)
+    assert kept.metadata.labels is None and kept.data
+
+
 # Namespaced install --------------------------------------------------------------------------
 def sar(api: client.ApiClient, user: str, verb: str, group: str, resource: str, ns: str) -> bool:
     plural, _, sub = resource.partition("/")
@@ -282,6 +410,12 @@ NAMESPACED_RIGHTS = [
     ("patch", "rdev.io", "sessions"),
     ("patch", "rdev.io", "sessions/status"),
     ("create", "", "events"),
+    ("create", "", "serviceaccounts"),
+    ("create", "rbac.authorization.k8s.io", "roles"),
+    ("create", "rbac.authorization.k8s.io", "rolebindings"),
+    ("create", "", "serviceaccounts/token"),
+    ("create", "", "secrets"),
+    ("delete", "", "secrets"),
 ]
 CLUSTER_RIGHTS = [
     ("watch", "apiextensions.k8s.io", "customresourcedefinitions"),

@@ -165,7 +165,7 @@ def test_create_waits_until_ready_with_every_flag(
     )  # fmt: skip
     assert "s1 created and Ready" in out
     s1 = get_session(api, namespace, "s1")
-    assert s1["spec"] == SPEC
+    assert s1["spec"] == {**SPEC, "credential": False}  # the server's default
     assert s1["status"]["phase"] == "Active"
 
 

@@ -297,6 +297,15 @@ def test_plugin_clone_and_create_print_the_next_commands(api, remote):
     ]
     assert f"git clone rdev://{ns}/s2" in out
 
+    out = ok(
+        plugin(
+            remote.kubeconfig, "create", "s3", "-n", ns, "--project", "shop",
+            "--new-branch", "topic/three", "--credential",
+        )
+    )  # fmt: skip
+    assert f"kubectl session credential s3 -n {ns} -o s3.kubeconfig" in out
+    assert get_session(api, ns, "s3")["spec"]["credential"] is True
+
     described = ok(plugin(remote.kubeconfig, "describe", "s1", "-n", ns))
     assert f"Clone URL:      rdev://{ns}/s1" in described
 

@@ -26,6 +26,7 @@ from session_operator.controller import (
     recheck_delay,
     set_clone_url,
 )
+from session_operator.kube import KubeError
 from session_operator.queue import WorkQueue
 from session_operator.settings import Settings
 from session_operator.store import Store
@@ -259,6 +260,8 @@ class FakeKube:
         self.events: list[tuple[str, str, str]] = []
         self.pod_patches: list[tuple[str, Body]] = []
         self.deleted_services: list[str] = []
+        self.creds: dict[tuple[str, str], Body] = {}
+        self.calls: list[tuple[str, str]] = []
         self.rv = 100
 
     def add_session(self, body: Body) -> Body:
@@ -338,6 +341,7 @@ class FakeKube:
         deleted = self._delete(self.services, namespace, name, uid)
         if present and deleted:
             self.deleted_services.append(name)
+            self.calls.append(("delete", "Service"))
         return deleted
 
     async def delete_ingress(self, namespace: str, name: str, uid: str) -> bool:
@@ -345,6 +349,81 @@ class FakeKube:
 
     async def delete_network_policy(self, namespace: str, name: str, uid: str) -> bool:
         return self._delete(self.policies, namespace, name, uid)
+
+    # A session credential's objects, by (kind, name); every call in ``calls``.
+    server = "https://api.example"
+    ca_data = None
+
+    def _cred_create(self, body: Body) -> Body | None:
+        self.calls.append(("create", body["kind"]))
+        key = (body["kind"], body["metadata"]["name"])
+        if key in self.creds:
+            return None
+        self.rv += 1
+        body = {**body, "metadata": {"uid": f"uid-{self.rv}", **body["metadata"]}}
+        self.creds[key] = body
+        return copy.deepcopy(body)
+
+    def _cred_patch(self, kind: str, name: str, patch: Any) -> Body | None:
+        self.calls.append(("patch", kind))
+        current = self.creds.get((kind, name))
+        if current is None:
+            return None
+        for op in patch:
+            if op["op"] == "test" and op["path"] == "/metadata/ownerReferences/0/uid":
+                refs = current["metadata"].get("ownerReferences") or [{}]
+                if refs[0].get("uid") != op["value"]:
+                    raise KubeError(422, "the test failed")
+        return copy.deepcopy(current)
+
+    def _cred_delete(self, kind: str, name: str, uid: str) -> bool:
+        self.calls.append(("delete", kind))
+        current = self.creds.get((kind, name))
+        if current is None:
+            return True
+        if current["metadata"]["uid"] != uid:
+            return False
+        del self.creds[(kind, name)]
+        return True
+
+    async def create_service_account(self, body: Body) -> Body | None:
+        return self._cred_create(body)
+
+    async def create_role(self, body: Body) -> Body | None:
+        return self._cred_create(body)
+
+    async def create_role_binding(self, body: Body) -> Body | None:
+        return self._cred_create(body)
+
+    async def create_secret(self, body: Body) -> Body | None:
+        return self._cred_create(body)
+
+    async def patch_service_account(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return self._cred_patch("ServiceAccount", name, patch)
+
+    async def patch_role(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return self._cred_patch("Role", name, patch)
+
+    async def patch_role_binding(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return self._cred_patch("RoleBinding", name, patch)
+
+    async def patch_secret(self, namespace: str, name: str, patch: Any) -> Body | None:
+        return self._cred_patch("Secret", name, patch)
+
+    async def delete_service_account(self, namespace: str, name: str, uid: str) -> bool:
+        return self._cred_delete("ServiceAccount", name, uid)
+
+    async def delete_role(self, namespace: str, name: str, uid: str) -> bool:
+        return self._cred_delete("Role", name, uid)
+
+    async def delete_role_binding(self, namespace: str, name: str, uid: str) -> bool:
+        return self._cred_delete("RoleBinding", name, uid)
+
+    async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
+        return self._cred_delete("Secret", name, uid)
+
+    async def create_token(self, namespace: str, name: str, body: Body) -> Body | None:
+        raise AssertionError("not expected in these tests")
 
     async def post_event(self, session: Body, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason, message))
@@ -551,6 +630,56 @@ async def test_ending_leaves_a_preview_service_it_does_not_own() -> None:
     assert kube.sessions[("ns", "s1")]["status"]["phase"] == "Ended"
     assert kube.services[("ns", "s1-preview")] is foreign
     assert kube.deleted_services == []
+
+
+def credential(kind: str, owner_uid: str | None) -> Body:
+    meta: Body = {"name": "s1-credential", "namespace": "ns", "uid": f"{kind}-uid"}
+    if owner_uid is not None:
+        meta["ownerReferences"] = [{"kind": "Session", "name": "s1", "uid": owner_uid}]
+    return {"kind": kind, "metadata": meta}
+
+
+CREDENTIAL_KINDS = ("Secret", "ServiceAccount", "Role", "RoleBinding")
+
+
+@aio
+async def test_checkin_revokes_the_credential_first_secret_first() -> None:
+    """Before anything else the session's end does (here: the Service), and the Secret first:
+    deleting it ends the token. This process knew none of their UIDs (a restart): each is
+    found with the owner check, then deleted with its UID as precondition."""
+    reconciler, kube, _, _ = make()
+    body = new_session(credential=True, checkin={"skipReview": True})
+    body["status"] = {"phase": "Active", "credentialSecret": "s1-credential"}
+    kube.add_session(body)
+    kube.services[("ns", "s1-preview")] = preview_service("s1", owner_uid="uid-s1")
+    for kind in CREDENTIAL_KINDS:
+        kube.creds[(kind, "s1-credential")] = credential(kind, "uid-s1")
+    await reconciler.reconcile(body)
+    assert kube.creds == {}
+    deletes = [kind for verb, kind in kube.calls if verb == "delete"]
+    assert deletes == ["Secret", "RoleBinding", "Role", "ServiceAccount", "Service"]
+    status = kube.sessions[("ns", "s1")]["status"]
+    assert status["phase"] == "Ended"
+    assert "credentialSecret" not in status
+    assert any("credential revoked" in m for _, _, m in kube.events)
+    # Ended: nothing more to revoke, no call.
+    calls = len(kube.calls)
+    await reconciler.reconcile(kube.sessions[("ns", "s1")])
+    assert len(kube.calls) == calls
+
+
+@aio
+async def test_ending_leaves_credential_named_objects_it_does_not_own() -> None:
+    reconciler, kube, _, _ = make()
+    body = kube.add_session(new_session(credential=True, checkin={"skipReview": True}))
+    for kind in CREDENTIAL_KINDS:
+        kube.creds[(kind, "s1-credential")] = credential(kind, None)
+    kube.creds[("Secret", "s1-credential")] = credential("Secret", "uid-someone-else")
+    before = copy.deepcopy(kube.creds)
+    await reconciler.reconcile(body)
+    assert kube.sessions[("ns", "s1")]["status"]["phase"] == "Ended"
+    assert kube.creds == before
+    assert [verb for verb, _ in kube.calls] == ["patch"] * 4  # owner checks only
 
 
 @aio

@@ -51,9 +51,11 @@ def test_aliases_in_and_out() -> None:
         webUI=True,
         previewPort=3000,
         container="dev",
+        credential=True,
         checkin={"skipReview": True, "autoMerge": True},
     )
     s = SessionSpec.model_validate(data)
+    assert s.credential
     assert (s.new_branch, s.from_ref, s.feature_slug) == ("topic/x", "main", "cart")
     assert (s.expires_in, s.web_ui, s.preview_port) == ("7d", True, 3000)
     assert s.checkin == Checkin(skip_review=True, auto_merge=True)

@@ -4,6 +4,9 @@
 that ends it, ``remove_worktree`` what deletion adds. Activity itself is read
 with the workspace state (workspace.py); the idle deadline is rdev_api's.
 
+Ending revokes the session's credential (steps/credential.py) before anything
+else, so no one holding it acts on the session while it ends.
+
 Nothing is ever lost: ending keeps the worktree and its branch, with a Warning
 naming what it holds; the finalizer removes the worktree only when it holds
 nothing (gitcmd's assess: no uncommitted, untracked or ignored files, no hidden
@@ -25,6 +28,7 @@ from ..context import Ctx, Env, PodTarget, flush, parse_ts
 from ..gitcmd import Push, Removal
 from ..turns import HOLDING_PHASES, pod_ready
 from .checkout import record_changes
+from .credential import revoke_credential
 from .preview import remove_preview
 from .project import set_session_label
 from .webui import stop_process
@@ -83,8 +87,11 @@ def _last_target(ctx: Ctx, env: Env) -> PodTarget | None:
 
 
 async def end_session(ctx: Ctx, env: Env, reason: str) -> None:
-    """Stop the web UI, drop the Service and the pod label; keep the worktree and branch."""
+    """Revoke the credential, stop the web UI, drop the Service and the pod label; keep the
+    worktree and branch."""
     status = ctx.status
+    # First, before anything touches the worktree: whoever holds the credential loses it now.
+    await revoke_credential(ctx, env)
     web_ui_up = status.web_ui not in (None, WebUIState.STOPPED)
     if status.phase != Phase.ENDING and status.phase in HOLDING_PHASES and web_ui_up:
         # Stopping the web UI is the slow part: say so while it happens.
