@@ -27,22 +27,23 @@ SERVICE_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
 
 
 class Informer:
-    def __init__(self, kube: Kube, store: Store, queue: WorkQueue[Key]) -> None:
+    def __init__(self, kube: Kube, store: Store, queue: WorkQueue[Key], shard: str = "") -> None:
         self.kube = kube
         self.store = store
         self.queue = queue
+        self.shard = shard  # the shardSelector of this replica's namespaces; empty: all
 
     async def prime(self, namespaces: tuple[str, ...]) -> dict[str, int]:
-        """LIST what the watches stream, then queue every Session once."""
+        """LIST what the watches stream (this shard's slice), then queue every Session once."""
         counts = {"sessions": 0, "pods": 0, "services": 0}
         for namespace in namespaces or (None,):
-            for item in await self.kube.list_sessions(namespace):
+            for item in await self.kube.list_sessions(namespace, self.shard):
                 self.store.sessions.put(item)
                 counts["sessions"] += 1
-            for item in await self.kube.list_pods(namespace, POD_SELECTOR):
+            for item in await self.kube.list_pods(namespace, POD_SELECTOR, self.shard):
                 self.store.pods.put(item)
                 counts["pods"] += 1
-            for item in await self.kube.list_services(namespace, SERVICE_SELECTOR):
+            for item in await self.kube.list_services(namespace, SERVICE_SELECTOR, self.shard):
                 self.store.services.put(item)
                 counts["services"] += 1
         for body in self.store.sessions.values():
