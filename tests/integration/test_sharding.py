@@ -177,7 +177,7 @@ def test_two_shards_each_handle_exactly_the_sessions_of_their_namespaces(
             # The status, and kopf's finalizer, written by this namespace's shard only.
             written = shard_managers(get_session(api, ns, f"sh{i}"))
             assert written.get("status") == own, (ns, written)
-            assert written.get("", own) == own, (ns, written)
+            assert written.get("") == own, (ns, written)
             # Events follow the status write: wait for them, bounded.
             wait_for(
                 lambda ns=ns, i=i, index=index: (
