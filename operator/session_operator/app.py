@@ -125,36 +125,54 @@ async def check_server_shards(settings: Settings) -> None:
     """Refuse to run sharded against a server that returns what the shard selector excludes.
 
     The probe is the ``kubernetes`` Service in ``default``, which every cluster has: a
-    LIST of it with a selector whose range leaves out the hash of ``default`` must
-    come back empty. A server without ``ShardedListAndWatch`` ignores the parameter
-    and returns it, and then N replicas would all act on every Session.
+    LIST of it with a range one hash wide around the hash of ``default`` must return it,
+    and one with the rest of the ring must come back empty. A server without
+    ``ShardedListAndWatch`` ignores the parameter and returns it both times, and then
+    N replicas would all act on every Session. A probe that cannot be made refuses too.
     """
     probe = shards.fnv1a64(PROBE_NAMESPACE)
-    lo, hi = (probe + 1, shards.RING) if probe + 1 < shards.RING else (0, probe)
-    selector = shards.selector(lo, hi)
+    inside = shards.selector(probe, probe + 1)
+    rest = (probe + 1, shards.RING) if probe + 1 < shards.RING else (0, probe)
+    outside = shards.selector(*rest)
+    head = f"RDEV_SHARDS={settings.shards}"
     kube = Kube(
         await load_kube_config(),
         user_agent=shards.user_agent(settings.shard_index, settings.shards),
     )
-    backoff: Backoff[None] = Backoff(*START_BACKOFF_S)
-    deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
     try:
-        while True:
-            try:
-                found = await kube.list_services(
-                    PROBE_NAMESPACE, "", selector, field=f"metadata.name={PROBE_SERVICE}"
-                )
-                break
-            except KubeError as exc:
-                delay = backoff.when(None)
-                if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
+        found = [await _probe(kube, selector) for selector in (inside, outside)]
+    except KubeError as exc:
+        raise ShardingRefused(
+            f"{head} but the sharding check could not list Service {PROBE_NAMESPACE}/"
+            f"{PROBE_SERVICE}: {exc}"
+        ) from None
     finally:
         await kube.close()
-    if found:
+    if not found[0]:
         raise ShardingRefused(
-            f"RDEV_SHARDS={settings.shards} but the API server ignores shardSelector: enable"
+            f"{head} but the sharding check found no Service {PROBE_NAMESPACE}/{PROBE_SERVICE}"
+            " to probe with: shard by RDEV_NAMESPACES per replica"
+        )
+    if found[1]:
+        raise ShardingRefused(
+            f"{head} but the API server ignores shardSelector: enable"
             " the ShardedListAndWatch feature gate (alpha, Kubernetes 1.36+), or shard by"
             " RDEV_NAMESPACES per replica"
         )
+
+
+async def _probe(kube: Kube, selector: str) -> bool:
+    """Whether the probe Service is listed under ``selector``; transient errors are retried."""
+    backoff: Backoff[None] = Backoff(*START_BACKOFF_S)
+    deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
+    while True:
+        try:
+            found = await kube.list_services(
+                PROBE_NAMESPACE, "", selector, field=f"metadata.name={PROBE_SERVICE}"
+            )
+            return bool(found)
+        except KubeError as exc:
+            delay = backoff.when(None)
+            if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)
