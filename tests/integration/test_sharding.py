@@ -20,6 +20,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from test_access import operator_kubeconfig
 
 from conftest import OperatorProcess, own_control_plane
 from kubehelpers import (
@@ -238,6 +239,29 @@ def test_a_shard_standby_takes_over_within_the_peering_lifetime(
         wait_for(lambda: reporters(api, namespace, "f2") == {"op-b"}, timeout=30, what="f2 events")
 
 
+def run_sharded(kubeconfig: str) -> list[str]:
+    """Start a replica of shard 0 of 2 that should refuse; the lines of its stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RDEV_")}
+    env.update(
+        KUBECONFIG=kubeconfig,
+        RDEV_SHARDS=str(SHARDS),
+        RDEV_SHARD="0",
+        RDEV_METRICS_PORT="0",
+        RDEV_HEALTH_PORT="0",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "session_operator"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert run.returncode == 3, run.stderr
+    return [line for line in run.stderr.splitlines() if line.strip()]
+
+
 def test_a_sharded_replica_refuses_a_server_that_ignores_the_selector(tmp_path: Path):
     """A control plane of its own without the gate (hack/controlplane.sh, about 3 s)."""
     with own_control_plane(tmp_path, RDEV_KUBE_FEATURE_GATES="") as (_, kubeconfig):
@@ -246,29 +270,19 @@ def test_a_sharded_replica_refuses_a_server_that_ignores_the_selector(tmp_path: 
         outside = shards.selector(value + 1, shards.RING)
         services = listed(kubeconfig, "/api/v1/namespaces/default/services", outside)
         assert "kubernetes" in {s["metadata"]["name"] for s in services}
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RDEV_")}
-        env.update(
-            KUBECONFIG=kubeconfig,
-            RDEV_SHARDS=str(SHARDS),
-            RDEV_SHARD="0",
-            RDEV_METRICS_PORT="0",
-            RDEV_HEALTH_PORT="0",
-        )
-        run = subprocess.run(
-            [sys.executable, "-m", "session_operator"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd=ROOT,
-        )
-    assert run.returncode == 3, run.stderr
-    lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, run.stderr
-    assert "ShardedListAndWatch" in lines[0]
-    assert "RDEV_NAMESPACES" in lines[0]
-    assert "RDEV_SHARDS=2" in lines[0]
+        (line,) = run_sharded(kubeconfig)
+    assert "RDEV_SHARDS=2 but the API server ignores shardSelector" in line
+    assert "ShardedListAndWatch" in line
+    assert "RDEV_NAMESPACES" in line
+
+
+def test_a_sharded_replica_refuses_when_it_cannot_make_the_check(
+    api, kubeconfig, namespace, tmp_path
+):
+    """An identity that may not list Services in ``default`` cannot tell: it refuses too."""
+    limited = operator_kubeconfig(api, kubeconfig, namespace, tmp_path / "kubeconfig")
+    (line,) = run_sharded(limited)
+    assert "could not list Service default/kubernetes: 403" in line
 
 
 def test_a_sharded_replica_starts_where_the_server_honours_the_selector(operator_factory):
