@@ -14,6 +14,7 @@ from typing import TypeVar
 from rdev_api import Body
 from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 
+from . import metrics
 from .kube import Kube
 from .mappers import map_pod, map_service_deleted, map_session, pod_state, session_state
 from .queue import WorkQueue
@@ -51,6 +52,7 @@ class Informer:
         return counts
 
     def observe_session(self, event_type: str | None, body: Body) -> None:
+        metrics.WATCH_EVENTS.labels(kind="session").inc()
         key, old, new = _ingest(
             self.store.sessions, self.store.watched_sessions, event_type, body, session_state
         )
@@ -58,6 +60,7 @@ class Informer:
             self.queue.add(target)
 
     def observe_pod(self, event_type: str | None, body: Body) -> None:
+        metrics.WATCH_EVENTS.labels(kind="pod").inc()
         cached = self.store.pods.get(key_of(body))
         known = pod_state(cached) if cached is not None else None
         key, old, new = _ingest(
@@ -67,6 +70,7 @@ class Informer:
             self.queue.add(target)
 
     def observe_service(self, event_type: str | None, body: Body) -> None:
+        metrics.WATCH_EVENTS.labels(kind="service").inc()
         key = key_of(body)
         if event_type != "DELETED":
             self.store.services.put(body)

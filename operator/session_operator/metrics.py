@@ -32,6 +32,11 @@ EXEC_DURATION = Histogram(
 EXEC_TOTAL = Counter(
     "rdev_exec_total", "Execs into project pods, by step and outcome.", ["step", "outcome"]
 )
+WATCH_EVENTS = Counter(
+    "rdev_watch_events_total",
+    "Watch events this replica received, by kind (session, pod, service).",
+    ["kind"],
+)
 WEBUI_RESTARTS = Counter("rdev_webui_restarts_total", "Web UIs found dead and started again.")
 SESSIONS_EXPIRING_SOON = Gauge(
     "rdev_sessions_expiring_soon",

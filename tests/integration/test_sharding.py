@@ -122,6 +122,14 @@ def held(op: OperatorProcess) -> float:
     )
 
 
+def received(op: OperatorProcess, kind: str) -> float:
+    """Watch events of one kind the replica received (rdev_watch_events_total)."""
+    for line in op.metrics().splitlines():
+        if line.startswith(f'rdev_watch_events_total{{kind="{kind}"}}'):
+            return float(line.split()[1])
+    return 0.0
+
+
 def reporters(api: client.ApiClient, namespace: str, session: str) -> set[str]:
     return {
         e.reporting_instance
@@ -187,9 +195,11 @@ def test_two_shards_each_handle_exactly_the_sessions_of_their_namespaces(
                 timeout=30,
                 what=f"sh{i} events from rdev-op-{index} only",
             )
-        # Each replica lists and watches only its namespaces: it holds only their Sessions.
+        # Each replica lists and watches only its namespaces: it holds only their Sessions,
+        # and receives watch events for them.
         for index, op in enumerate(ops):
             assert held(op) == expected[index], (index, expected)
+            assert received(op, "session") >= expected[index] > 0
         print(f"\nSessions per shard: {expected}", end=" ")
 
 
