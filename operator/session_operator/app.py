@@ -65,8 +65,7 @@ class App:
         events = EventRecorder(kube, kube.instance)
         env = Env(settings=settings, kube=kube, events=events, execs=execs, store=store)
         gate = Gate(priority)
-        selector = shards.shard_selector(index, count) if count > 1 else ""
-        informer = Informer(kube, store, queue, selector)
+        informer = Informer(kube, store, queue, shards.shard_selector(index, count))
         app = cls(settings, kube, execs, env, queue, Controller(env, queue), informer, gate)
         metrics.register_gauges(store, gate.open.is_set, str(index))
         return app

@@ -60,10 +60,10 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     # Server-side filters: watch only project pods and our own Services.
     kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
     kopf_settings.watching.label_selectors[_core("services")] = SERVICE_SELECTOR
-    if settings.shards > 1:
+    selector = shards.shard_selector(settings.shard_index, settings.shards)
+    if selector:
         # Every namespaced kind kopf watches, from this shard's namespaces only (the
-        # peering objects are cluster-scoped and shared).
-        selector = shards.shard_selector(settings.shard_index, settings.shards)
+        # peering objects are cluster-scoped and shared by the shards' replicas).
         kopf_settings.watching.shard_selectors[_namespaced] = selector
     kopf_settings.peering.clusterwide = True
     kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)

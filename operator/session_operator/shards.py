@@ -48,7 +48,8 @@ def selector(lo: int, hi: int) -> str:
 
 
 def shard_selector(index: int, count: int) -> str:
-    return selector(*bounds(index, count))
+    """Shard ``index`` of ``count``'s selector; empty when unsharded (no filter at all)."""
+    return selector(*bounds(index, count)) if count > 1 else ""
 
 
 def shard_of(namespace: str, count: int) -> int:

@@ -36,6 +36,7 @@ def test_slices_cover_the_ring_without_gaps_or_overlaps() -> None:
 
 def test_selector_text_is_what_the_api_server_parses() -> None:
     # 16 lowercase hex digits, 17 only for the ring's end (apiserver/pkg/sharding/parser.go).
+    assert shards.shard_selector(0, 1) == ""  # unsharded: no filter at all
     assert shards.shard_selector(0, 2) == (
         "shardRange(object.metadata.namespace, '0x0000000000000000', '0x8000000000000000')"
     )
@@ -112,3 +113,47 @@ def test_shard_settings_name_the_variable(clean_env: pytest.MonkeyPatch) -> None
     clean_env.setenv("RDEV_SHARDS", "0")
     with pytest.raises(SystemExit, match="RDEV_SHARDS"):
         load_settings()
+
+
+def test_kopf_asks_for_the_shard_on_every_namespaced_kind_only(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    import kopf
+    from kopf._cogs.structs.references import Resource
+
+    from session_operator.main import configure_kopf
+
+    sessions = Resource("rdev.io", "v1alpha1", "sessions", namespaced=True)
+    pods = Resource("", "v1", "pods", namespaced=True)
+    services = Resource("", "v1", "services", namespaced=True)
+    peering = Resource("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
+    namespaces = Resource("", "v1", "namespaces", namespaced=False)
+
+    unsharded = kopf.OperatorSettings()
+    configure_kopf(load_settings(), unsharded)
+    assert not unsharded.watching.shard_selectors.collect(sessions)
+
+    clean_env.setenv("RDEV_SHARDS", "4")
+    clean_env.setenv("RDEV_SHARD", "2")
+    sharded = kopf.OperatorSettings()
+    configure_kopf(load_settings(), sharded)
+    wanted = [shards.shard_selector(2, 4)]
+    for kind in (sessions, pods, services):
+        assert sharded.watching.shard_selectors.collect(kind) == wanted, kind
+    for kind in (peering, namespaces):
+        assert not sharded.watching.shard_selectors.collect(kind), kind
+
+
+def test_kopf_requests_carry_the_shard_in_their_user_agent() -> None:
+    import kopf
+
+    from session_operator.main import identified
+
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", token="t")
+    assert identified(info, "") is info
+    named = identified(info, shards.user_agent(1, 2))
+    assert named.as_http_headers() == {
+        "Authorization": "Bearer t",
+        "User-Agent": "rdev-session-operator-shard-1-of-2/python",
+    }
+    assert named.server == info.server and named.token == info.token
