@@ -204,6 +204,7 @@ async def main(a: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     try:
         fixtures.install_crd(kubeconfig)
+        await fixtures.ensure_service_cidr(admin)  # a preview Service per Active Session
         await asyncio.gather(*(fixtures.create_namespace(admin, ns) for ns in spaces))
         await fixtures.install_cluster_exec(admin, f"rs-{run_id}", spaces, work)
         template = fixtures.make_template(work / "template")
