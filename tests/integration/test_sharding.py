@@ -84,6 +84,50 @@ def test_the_api_server_hashes_namespaces_as_the_operator_does(api, kubeconfig, 
                 assert (ns in got) == (shards.shard_of(ns, SHARDS) == index)
 
 
+def test_the_api_server_puts_ns_a_at_its_known_hash(api, kubeconfig):
+    """``ns-a`` hashes to 0x4a8287ba48e20b30 (tests/unit/test_shards.py): so says the server."""
+    core = client.CoreV1Api(api)
+
+    def ready() -> bool:
+        """ns-a exists and is not on its way out (a run before may have just deleted it)."""
+        try:
+            return core.read_namespace("ns-a").status.phase == "Active"
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            core.create_namespace({"metadata": {"name": "ns-a"}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        return False
+
+    made = not ready()
+    wait_for(ready, timeout=60, what="namespace ns-a")
+    try:
+        value = 0x4A8287BA48E20B30
+        # The controller-manager makes its default ServiceAccount: wait for it, bounded.
+        wait_for(
+            lambda: (
+                "ns-a"
+                in namespaces_of(
+                    listed(kubeconfig, "/api/v1/serviceaccounts", shards.selector(value, value + 1))
+                )
+            ),
+            timeout=60,
+            what="ns-a's ServiceAccount in the range of its hash",
+        )
+        found = namespaces_of(
+            listed(kubeconfig, "/api/v1/serviceaccounts", shards.selector(value, value + 1))
+        )
+        assert found == {"ns-a"}
+        beside = shards.selector(value + 1, value + 2)
+        assert "ns-a" not in namespaces_of(listed(kubeconfig, "/api/v1/serviceaccounts", beside))
+    finally:
+        if made:
+            core.delete_namespace("ns-a")
+
+
 @contextlib.contextmanager
 def peerings(api: client.ApiClient, kubeconfig: str, names: list[str]) -> Iterator[None]:
     """kopf's peering CRDs (idempotent) and ClusterKopfPeerings of this test's own."""

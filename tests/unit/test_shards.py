@@ -10,7 +10,7 @@ import pytest
 from session_operator import shards
 from session_operator.settings import load_settings
 
-# ns-a as the API server hashes it (checked on the control plane, see test_sharding.py);
+# ns-a as the API server hashes it (test_sharding.py asks the server);
 # the others are FNV-1a's published 64-bit test vectors.
 KNOWN = {
     "ns-a": 0x4A8287BA48E20B30,
