@@ -13,6 +13,10 @@ set -euo pipefail
 KUBE_VERSION="${RDEV_KUBE_VERSION:-1.36.1}"   # kwok v0.8.0 was made for 1.36.1
 ETCD_VERSION="${RDEV_ETCD_VERSION:-3.6.8}"    # the etcd that Kubernetes 1.36.1 pins
 KWOK_VERSION="${RDEV_KWOK_VERSION:-0.8.0}"
+# ShardedListAndWatch (alpha since 1.36, KEP-5866) lets sharded operators ask the
+# API server for a slice of the namespaces. Set RDEV_KUBE_FEATURE_GATES= (empty)
+# for a control plane without it, e.g. to see a sharded operator refuse to start.
+FEATURE_GATES="${RDEV_KUBE_FEATURE_GATES-ShardedListAndWatch=true}"
 CACHE_ROOT="${RDEV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rdev-controlplane}"
 BIN_DIR="$CACHE_ROOT/k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION-kwok-v$KWOK_VERSION/bin"
 
@@ -189,6 +193,7 @@ up() {
       --kwok-controller-binary "$BIN_DIR/kwok" \
       --kube-authorization=true \
       --kube-admission=true \
+      ${FEATURE_GATES:+--kube-feature-gates "$FEATURE_GATES"} \
       --enable-crds Exec,ClusterExec,PortForward,ClusterPortForward >&2
   fi
   kwokctl_ get kubeconfig >"$CLUSTER_DIR/kubeconfig"

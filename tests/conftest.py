@@ -7,6 +7,7 @@ gets a namespace of its own; operators started by a test watch only it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -185,20 +186,28 @@ def _bounded_test(request: pytest.FixtureRequest) -> Iterator[None]:
     _ = time.monotonic() - started
 
 
-@pytest.fixture
-def fresh_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
-    """A control plane of the test's own (about 3 s to start), for tests that break or
-    must see an empty cluster; torn down afterwards."""
+@contextlib.contextmanager
+def own_control_plane(where: Path, **extra: str) -> Iterator[tuple[dict[str, str], str]]:
+    """A control plane of its own under ``where`` (about 3 s to start), with ``extra``
+    variables for hack/controlplane.sh; torn down afterwards."""
     env = {
         **os.environ,
         "RDEV_CLUSTER_NAME": f"own{uuid.uuid4().hex[:4]}",
-        "RDEV_CLUSTER_DIR": str(tmp_path / "cluster"),
+        "RDEV_CLUSTER_DIR": str(where / "cluster"),
+        **extra,
     }
     script = str(ROOT / "hack" / "controlplane.sh")
     try:
         subprocess.run(
             ["bash", script, "up"], env=env, check=True, timeout=300, capture_output=True
         )
-        yield env, str(tmp_path / "cluster" / "kubeconfig")
+        yield env, str(where / "cluster" / "kubeconfig")
     finally:
         subprocess.run(["bash", script, "down"], env=env, check=False, timeout=240)
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """A control plane of the test's own, for tests that break or must see an empty cluster."""
+    with own_control_plane(tmp_path) as made:
+        yield made

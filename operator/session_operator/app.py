@@ -12,7 +12,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from . import metrics
+from . import metrics, shards
 from .backoff import BACKOFF_CAP_S, Backoff
 from .context import Env
 from .controller import Controller
@@ -31,6 +31,9 @@ log = logging.getLogger("session_operator")
 # and how start-up's retries are paced.
 START_PATIENCE_S = 60.0
 START_BACKOFF_S = (0.5, 8.0)
+# What the sharding check lists: a Service every cluster has, in a namespace it always has.
+PROBE_NAMESPACE = "default"
+PROBE_SERVICE = "kubernetes"
 
 
 @dataclass
@@ -55,15 +58,16 @@ class App:
             workers=settings.workers,
         )
         assert queue.capacity is not None
-        kube = Kube(cfg, pool_size=queue.capacity + 8)
+        count, index = settings.shards, settings.shard_index
+        kube = Kube(cfg, pool_size=queue.capacity + 8, user_agent=shards.user_agent(index, count))
         execs = PodExec.from_settings(cfg, settings)
         store = Store()
         events = EventRecorder(kube, kube.instance)
         env = Env(settings=settings, kube=kube, events=events, execs=execs, store=store)
         gate = Gate(priority)
-        informer = Informer(kube, store, queue)
+        informer = Informer(kube, store, queue, shards.shard_selector(index, count))
         app = cls(settings, kube, execs, env, queue, Controller(env, queue), informer, gate)
-        metrics.register_gauges(store, gate.open.is_set)
+        metrics.register_gauges(store, gate.open.is_set, str(index))
         return app
 
     async def start(self, namespaces: tuple[str, ...], peering: str) -> None:
@@ -110,3 +114,64 @@ class App:
                 await task
         await self.kube.close()
         await self.execs.close()
+
+
+class ShardingRefused(Exception):
+    """The API server ignores ``shardSelector``: every shard would handle every namespace."""
+
+
+async def check_server_shards(settings: Settings) -> None:
+    """Refuse to run sharded against a server that returns what the shard selector excludes.
+
+    The probe is the ``kubernetes`` Service in ``default``, which every cluster has: a
+    LIST of it with a range one hash wide around the hash of ``default`` must return it,
+    and one with the rest of the ring must come back empty. A server without
+    ``ShardedListAndWatch`` ignores the parameter and returns it both times, and then
+    N replicas would all act on every Session. A probe that cannot be made refuses too.
+    """
+    probe = shards.fnv1a64(PROBE_NAMESPACE)
+    inside = shards.selector(probe, probe + 1)
+    rest = (probe + 1, shards.RING) if probe + 1 < shards.RING else (0, probe)
+    outside = shards.selector(*rest)
+    head = f"RDEV_SHARDS={settings.shards}"
+    kube = Kube(
+        await load_kube_config(),
+        user_agent=shards.user_agent(settings.shard_index, settings.shards),
+    )
+    try:
+        found = [await _probe(kube, selector) for selector in (inside, outside)]
+    except KubeError as exc:
+        raise ShardingRefused(
+            f"{head} but the sharding check could not list Service {PROBE_NAMESPACE}/"
+            f"{PROBE_SERVICE}: {exc}"
+        ) from None
+    finally:
+        await kube.close()
+    if not found[0]:
+        raise ShardingRefused(
+            f"{head} but the sharding check found no Service {PROBE_NAMESPACE}/{PROBE_SERVICE}"
+            " to probe with: shard by RDEV_NAMESPACES per replica"
+        )
+    if found[1]:
+        raise ShardingRefused(
+            f"{head} but the API server ignores shardSelector: enable"
+            " the ShardedListAndWatch feature gate (alpha, Kubernetes 1.36+), or shard by"
+            " RDEV_NAMESPACES per replica"
+        )
+
+
+async def _probe(kube: Kube, selector: str) -> bool:
+    """Whether the probe Service is listed under ``selector``; transient errors are retried."""
+    backoff: Backoff[None] = Backoff(*START_BACKOFF_S)
+    deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
+    while True:
+        try:
+            found = await kube.list_services(
+                PROBE_NAMESPACE, "", selector, field=f"metadata.name={PROBE_SERVICE}"
+            )
+            return bool(found)
+        except KubeError as exc:
+            delay = backoff.when(None)
+            if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)

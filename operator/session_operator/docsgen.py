@@ -63,6 +63,8 @@ def default_text(name: str, value: object) -> str:
         shown = ",".join(sorted(value))
     elif isinstance(value, tuple):
         shown = shlex.join(value) if all(isinstance(v, str) for v in value) else ""
+    elif value is None:
+        shown = ""
     else:
         shown = str(value)
     return f"`{shown}`" if shown else "empty"

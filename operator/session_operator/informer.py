@@ -14,6 +14,7 @@ from typing import TypeVar
 from rdev_api import Body
 from rdev_api.names import MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, SESSION_LABEL
 
+from . import metrics
 from .kube import Kube
 from .mappers import map_pod, map_service_deleted, map_session, pod_state, session_state
 from .queue import WorkQueue
@@ -27,22 +28,23 @@ SERVICE_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
 
 
 class Informer:
-    def __init__(self, kube: Kube, store: Store, queue: WorkQueue[Key]) -> None:
+    def __init__(self, kube: Kube, store: Store, queue: WorkQueue[Key], shard: str = "") -> None:
         self.kube = kube
         self.store = store
         self.queue = queue
+        self.shard = shard  # the shardSelector of this replica's namespaces; empty: all
 
     async def prime(self, namespaces: tuple[str, ...]) -> dict[str, int]:
-        """LIST what the watches stream, then queue every Session once."""
+        """LIST what the watches stream (this shard's slice), then queue every Session once."""
         counts = {"sessions": 0, "pods": 0, "services": 0}
         for namespace in namespaces or (None,):
-            for item in await self.kube.list_sessions(namespace):
+            for item in await self.kube.list_sessions(namespace, self.shard):
                 self.store.sessions.put(item)
                 counts["sessions"] += 1
-            for item in await self.kube.list_pods(namespace, POD_SELECTOR):
+            for item in await self.kube.list_pods(namespace, POD_SELECTOR, self.shard):
                 self.store.pods.put(item)
                 counts["pods"] += 1
-            for item in await self.kube.list_services(namespace, SERVICE_SELECTOR):
+            for item in await self.kube.list_services(namespace, SERVICE_SELECTOR, self.shard):
                 self.store.services.put(item)
                 counts["services"] += 1
         for body in self.store.sessions.values():
@@ -50,6 +52,7 @@ class Informer:
         return counts
 
     def observe_session(self, event_type: str | None, body: Body) -> None:
+        metrics.WATCH_EVENTS.labels(kind="session").inc()
         key, old, new = _ingest(
             self.store.sessions, self.store.watched_sessions, event_type, body, session_state
         )
@@ -57,6 +60,7 @@ class Informer:
             self.queue.add(target)
 
     def observe_pod(self, event_type: str | None, body: Body) -> None:
+        metrics.WATCH_EVENTS.labels(kind="pod").inc()
         cached = self.store.pods.get(key_of(body))
         known = pod_state(cached) if cached is not None else None
         key, old, new = _ingest(
@@ -66,6 +70,7 @@ class Informer:
             self.queue.add(target)
 
     def observe_service(self, event_type: str | None, body: Body) -> None:
+        metrics.WATCH_EVENTS.labels(kind="service").inc()
         key = key_of(body)
         if event_type != "DELETED":
             self.store.services.put(body)

@@ -140,12 +140,20 @@ async def _delete(delete: Any, namespace: str, name: str, uid: str) -> bool:
     return status != 409
 
 
+def _in(namespace: str | None) -> str:
+    """The path segment of a namespaced collection; empty for all namespaces."""
+    return f"/namespaces/{namespace}" if namespace else ""
+
+
 class Kube:
-    def __init__(self, cfg: client.Configuration, pool_size: int = 32):
+    def __init__(self, cfg: client.Configuration, pool_size: int = 32, user_agent: str = ""):
         cfg.connection_pool_maxsize = max(pool_size, 4)
         self.cfg = cfg
         self.api_client = client.ApiClient(cfg)
         skip_env_lookups(self.api_client)
+        if user_agent:
+            # Names the replica (and its shard) in audit logs and in managedFields.
+            self.api_client.user_agent = user_agent
         # Typed as Any: raw dicts in and out, and the stubs omit ``_content_type``.
         self.core: Any = client.CoreV1Api(self.api_client)
         self.custom: Any = client.CustomObjectsApi(self.api_client)
@@ -173,36 +181,35 @@ class Kube:
         )
         return (await _send(call, (404,)))[1]
 
-    async def _list(
-        self, namespaced: Any, everywhere: Any, namespace: str | None, **kw: Any
-    ) -> list[Body]:
-        kw["_preload_content"] = False
-        call = namespaced(namespace, **kw) if namespace else everywhere(**kw)
+    async def _list(self, path: str, **params: str) -> list[Body]:
+        """GET a collection; raw, because the generated client does not pass ``shardSelector``
+        for custom objects. Empty parameters are left out."""
+        query = [(key, value) for key, value in params.items() if value]
+        call = self.api_client.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+        )
         body = (await _send(call))[1] or {}
         return list(body.get("items") or [])
 
-    async def list_sessions(self, namespace: str | None) -> list[Body]:
-        custom = self.custom
-        return await self._list(
-            lambda ns, **kw: custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, **kw),
-            lambda **kw: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw),
-            namespace,
-        )
+    async def list_sessions(self, namespace: str | None, shard: str = "") -> list[Body]:
+        path = f"/apis/{GROUP}/{VERSION}{_in(namespace)}/{PLURAL}"
+        return await self._list(path, shardSelector=shard)
 
-    async def list_pods(self, namespace: str | None, selector: str) -> list[Body]:
-        return await self._list(
-            self.core.list_namespaced_pod,
-            self.core.list_pod_for_all_namespaces,
-            namespace,
-            label_selector=selector,
-        )
+    async def list_pods(self, namespace: str | None, selector: str, shard: str = "") -> list[Body]:
+        path = f"/api/v1{_in(namespace)}/pods"
+        return await self._list(path, labelSelector=selector, shardSelector=shard)
 
-    async def list_services(self, namespace: str | None, selector: str) -> list[Body]:
+    async def list_services(
+        self, namespace: str | None, selector: str, shard: str = "", field: str = ""
+    ) -> list[Body]:
+        path = f"/api/v1{_in(namespace)}/services"
         return await self._list(
-            self.core.list_namespaced_service,
-            self.core.list_service_for_all_namespaces,
-            namespace,
-            label_selector=selector,
+            path, labelSelector=selector, fieldSelector=field, shardSelector=shard
         )
 
     async def ensure_cluster_peering(self, name: str) -> bool:

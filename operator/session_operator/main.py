@@ -6,7 +6,9 @@ event loop, never at import.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import dataclasses
 import logging
 import os
 import random
@@ -20,8 +22,11 @@ from prometheus_client import start_http_server
 
 from rdev_api import FINALIZER
 
-from . import handlers  # noqa: F401  (importing registers the handlers)
-from .app import App
+from . import (
+    handlers,  # noqa: F401  (importing registers the handlers)
+    shards,
+)
+from .app import App, ShardingRefused, check_server_shards
 from .informer import POD_SELECTOR, SERVICE_SELECTOR
 from .settings import Settings, SettingsError, load_settings, unknown_variables
 
@@ -55,10 +60,40 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
     # Server-side filters: watch only project pods and our own Services.
     kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
     kopf_settings.watching.label_selectors[_core("services")] = SERVICE_SELECTOR
+    selector = shards.shard_selector(settings.shard_index, settings.shards)
+    if selector:
+        # Every namespaced kind kopf watches, from this shard's namespaces only (the
+        # peering objects are cluster-scoped and shared by the shards' replicas).
+        kopf_settings.watching.shard_selectors[_namespaced] = selector
     kopf_settings.peering.clusterwide = True
     kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
     kopf_settings.peering.stealth = True
     kopf_settings.posting.level = logging.WARNING
+
+
+def _namespaced(resource: Any) -> bool:
+    return bool(resource.namespaced) and resource.group != "kopf.dev"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IdentifiedConnection(kopf.ConnectionInfo):  # type: ignore[misc]
+    """kopf's credentials plus a User-Agent, so kopf's own requests name the shard too."""
+
+    user_agent: str = ""
+
+    def as_http_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = super().as_http_headers()
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        return headers
+
+
+def identified(info: Any, user_agent: str) -> Any:
+    """``info`` with ``user_agent`` added; unchanged without one or for other credentials."""
+    if not user_agent or not isinstance(info, kopf.ConnectionInfo):
+        return info
+    fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
+    return IdentifiedConnection(**fields, user_agent=user_agent)
 
 
 def _core(plural: str) -> Callable[[Any], bool]:
@@ -101,13 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; did you mean {nearest}?" if nearest else ""
         log.warning("%s is not a setting and is ignored%s", name, hint)
     priority = settings.priority or _age_priority()
+    peering = shards.peering_name(settings.peering, settings.shard_index, settings.shards)
+    user_agent = shards.user_agent(settings.shard_index, settings.shards)
+    if settings.shards > 1:
+        try:
+            asyncio.run(check_server_shards(settings))
+        except ShardingRefused as exc:
+            print(exc, file=sys.stderr)
+            return 3
 
     @kopf.on.startup()
     async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(operator_settings, settings)
         app = await App.create(operator_settings, priority if operator_settings.peering else None)
         memo.app = app
-        await app.start(operator_settings.namespaces, operator_settings.peering)
+        await app.start(operator_settings.namespaces, peering)
 
     @kopf.on.cleanup()
     async def _cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -118,23 +161,26 @@ def main(argv: list[str] | None = None) -> int:
     @kopf.on.login()
     async def _login(**kwargs: Any) -> Any:
         # kopf's own credentials, without importing a client library for them.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        return identified(info, user_agent)
 
     operator_settings = settings
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     log.info(
-        "starting: namespaces=%s peering=%s priority=%d",
+        "starting: namespaces=%s shard=%d/%d peering=%s priority=%d",
         ",".join(settings.namespaces) or "*",
-        settings.peering or "standalone",
+        settings.shard_index,
+        settings.shards,
+        peering or "standalone",
         priority,
     )
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
-        standalone=not settings.peering,
-        peering_name=settings.peering or None,
+        standalone=not peering,
+        peering_name=peering or None,
         priority=priority,
         liveness_endpoint=liveness,
         memo=kopf.Memo(),

@@ -29,7 +29,7 @@ from kubernetes_asyncio.stream import WsApiClient
 
 from rdev_api.execresult import ExecError, ExecResult, Frames, parse_exit_status
 
-from . import metrics
+from . import metrics, shards
 from .kube import skip_env_lookups
 from .settings import Settings, format_size
 
@@ -59,17 +59,28 @@ def timed_out(returncode: int, elapsed_s: float, timeout_s: float) -> bool:
 
 class PodExec:
     def __init__(
-        self, cfg: client.Configuration, timeout_s: float, output_limit: int = _OUTPUT_LIMIT
+        self,
+        cfg: client.Configuration,
+        timeout_s: float,
+        output_limit: int = _OUTPUT_LIMIT,
+        user_agent: str = "",
     ):
         self.ws_client = WsApiClient(configuration=cfg)
         skip_env_lookups(self.ws_client)
+        if user_agent:  # the shard, as in kube.py
+            self.ws_client.user_agent = user_agent
         self.core: Any = client.CoreV1Api(self.ws_client)  # the stubs say str; it is a ws context
         self.timeout_s = timeout_s
         self.output_limit = output_limit
 
     @classmethod
     def from_settings(cls, cfg: client.Configuration, settings: Settings) -> PodExec:
-        return cls(cfg, settings.exec_timeout.total_seconds(), settings.exec_output_limit)
+        return cls(
+            cfg,
+            settings.exec_timeout.total_seconds(),
+            settings.exec_output_limit,
+            shards.user_agent(settings.shard_index, settings.shards),
+        )
 
     async def close(self) -> None:
         await self.ws_client.close()

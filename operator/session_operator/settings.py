@@ -7,6 +7,7 @@ rather than failing later inside a handler.
 from __future__ import annotations
 
 import difflib
+import os
 import shlex
 from collections.abc import Mapping
 from datetime import timedelta
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +27,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from rdev_api.durations import parse_duration
 from rdev_api.names import WEBUI_PORT
 from rdev_api.refnames import ref_name_problems
+
+from .shards import ordinal
 
 _TEMPLATE_KEYS = {"session", "namespace", "project", "port", "service"}
 # Byte counts, written with Kubernetes' binary suffixes (parse_size, size_text).
@@ -199,6 +203,26 @@ class Settings(BaseSettings):
     namespaces: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="comma-separated namespaces to watch; empty: all"
     )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description=(
+            "how many shards split the namespaces by the FNV-1a hash of their name; above `1`"
+            " the API server must have the `ShardedListAndWatch` feature gate (alpha,"
+            " Kubernetes 1.36), else the operator refuses to start (see docs/scaling.md)"
+        ),
+    )
+    shard: int | None = Field(
+        default=None,
+        ge=0,
+        validate_default=True,
+        description=(
+            "this replica's shard, `0` to `RDEV_SHARDS`-1; empty: the ordinal at the end of"
+            " the pod's name (`POD_NAME`, else `HOSTNAME`) modulo `RDEV_SHARDS`, so a"
+            " StatefulSet of 2N replicas gives every shard a standby"
+        ),
+    )
     workers: int = Field(
         default=16,
         ge=1,
@@ -308,6 +332,31 @@ class Settings(BaseSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must be a URL starting with https:// (or http://)")
         return value
+
+    @field_validator("shard")
+    @classmethod
+    def _resolve_shard(cls, value: int | None, info: ValidationInfo) -> int:
+        count = info.data.get("shards")
+        if not isinstance(count, int):
+            return value or 0  # RDEV_SHARDS itself is invalid and is reported
+        if value is None:
+            if count == 1:
+                return 0
+            pod = os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or ""
+            found = ordinal(pod)
+            if found is None:
+                raise ValueError(
+                    f"unset, and the pod name {pod!r} ends in no ordinal: set it to 0..{count - 1}"
+                )
+            return found % count
+        if value >= count:
+            raise ValueError(f"must be below RDEV_SHARDS={count}")
+        return value
+
+    @property
+    def shard_index(self) -> int:
+        """This replica's shard (resolved by ``_resolve_shard``, never None after validation)."""
+        return self.shard or 0
 
     @field_validator("preview_url_template", "ingress_host_template")
     @classmethod

@@ -106,7 +106,7 @@ def reporters(api: client.ApiClient, namespace: str, session: str) -> set[str]:
 def acting(op: Any) -> float:
     """The replica's own answer to "am I the one acting?" (the rdev_active gauge)."""
     for line in op.metrics().splitlines():
-        if line.startswith("rdev_active "):
+        if line.startswith("rdev_active{"):
             return float(line.split()[1])
     raise AssertionError("rdev_active not exported")
 

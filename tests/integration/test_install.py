@@ -45,9 +45,11 @@ from kubehelpers import (
     wait_for,
     wait_phase,
 )
+from session_operator import shards
 
 MANIFESTS = ROOT / "manifests"
 NAMESPACE_READER = SINGLE_NAMESPACE / "namespace-reader.yaml"
+SHARDED = MANIFESTS / "overlays" / "sharded"
 SYSTEM_NS = "rdev-system"
 NAME = "rdev-session-operator"
 SA_USER = f"system:serviceaccount:{SYSTEM_NS}:{NAME}"
@@ -299,6 +301,40 @@ def test_single_namespace_overlay(installed, api, kubeconfig, namespace, tmp_pat
     # Set to serve a namespace that exists, as its comment says, it applies cleanly.
     serving = namespaced_overlay(tmp_path / "overlay", namespace)
     dry = kubectl_run(kubeconfig, "apply", "-k", serving, "--dry-run=server", check=False)
+    assert dry.returncode == 0 and not errors_of(dry.stderr), dry.stderr
+
+
+def test_sharded_overlay(installed, kubeconfig):
+    objects = rendered(SHARDED)
+    assert "Deployment" not in {o["kind"] for o in objects}
+    sts = find(objects, "StatefulSet", NAME)
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    count = int(env["RDEV_SHARDS"])
+    # 2N replicas; RDEV_SHARD unset: each pod's shard is its ordinal modulo N (POD_NAME).
+    assert count > 1 and sts["spec"]["replicas"] == 2 * count
+    assert "RDEV_SHARD" not in env and "POD_NAME" in env
+    owners = Counter(k % count for k in range(sts["spec"]["replicas"]))
+    assert owners == dict.fromkeys(range(count), 2)
+    # The pod spec is the base Deployment's, but for the shard count.
+    base = find(installed, "Deployment", NAME)["spec"]["template"]
+    ours = json.loads(json.dumps(sts["spec"]["template"]))
+    ours["spec"]["containers"][0]["env"] = [
+        e for e in ours["spec"]["containers"][0]["env"] if e["name"] != "RDEV_SHARDS"
+    ]
+    assert ours == base
+    # Each shard's replicas keep alive exactly the peering objects of the shards.
+    role = find(objects, "ClusterRole", f"{NAME}-cluster")
+    (keepalive,) = [r for r in role["rules"] if "patch" in r["verbs"]]
+    assert keepalive["resources"] == ["clusterkopfpeerings"]
+    assert keepalive["resourceNames"] == [
+        shards.peering_name(env["RDEV_PEERING"], i, count) for i in range(count)
+    ]
+    pdb = find(objects, "PodDisruptionBudget", NAME)
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["maxUnavailable"] == 1  # one pod at a time: every shard keeps one
+    dry = kubectl_run(kubeconfig, "apply", "-k", SHARDED, "--dry-run=server", check=False)
     assert dry.returncode == 0 and not errors_of(dry.stderr), dry.stderr
 
 

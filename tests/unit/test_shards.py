@@ -1,0 +1,159 @@
+"""Shard arithmetic: the API server's FNV-1a hash, the slices of the ring, the selector text."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from session_operator import shards
+from session_operator.settings import load_settings
+
+# ns-a as the API server hashes it (test_sharding.py asks the server);
+# the others are FNV-1a's published 64-bit test vectors.
+KNOWN = {
+    "ns-a": 0x4A8287BA48E20B30,
+    "": 0xCBF29CE484222325,
+    "a": 0xAF63DC4C8601EC8C,
+    "foobar": 0x85944171F73967E8,
+}
+
+
+@pytest.mark.parametrize(("text", "value"), KNOWN.items())
+def test_fnv1a64_known_values(text: str, value: int) -> None:
+    assert shards.fnv1a64(text) == value
+
+
+def test_slices_cover_the_ring_without_gaps_or_overlaps() -> None:
+    for count in (1, 2, 3, 4, 7, 64):
+        edges = [shards.bounds(i, count) for i in range(count)]
+        assert edges[0][0] == 0
+        assert edges[-1][1] == shards.RING
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
+        assert all(lo < hi for lo, hi in edges)
+
+
+def test_selector_text_is_what_the_api_server_parses() -> None:
+    # 16 lowercase hex digits, 17 only for the ring's end (apiserver/pkg/sharding/parser.go).
+    assert shards.shard_selector(0, 1) == ""  # unsharded: no filter at all
+    assert shards.shard_selector(0, 2) == (
+        "shardRange(object.metadata.namespace, '0x0000000000000000', '0x8000000000000000')"
+    )
+    assert shards.shard_selector(1, 2) == (
+        "shardRange(object.metadata.namespace, '0x8000000000000000', '0x10000000000000000')"
+    )
+    assert shards.shard_selector(2, 4) == (
+        "shardRange(object.metadata.namespace, '0x8000000000000000', '0xc000000000000000')"
+    )
+    assert shards.shard_selector(0, 3) == (
+        "shardRange(object.metadata.namespace, '0x0000000000000000', '0x5555555555555555')"
+    )
+
+
+def test_every_namespace_has_exactly_one_shard() -> None:
+    assert shards.shard_of("ns-a", 2) == 0  # 0x4a... < 0x80...
+    assert shards.shard_of("ns-a", 4) == 1  # 0x40... <= 0x4a... < 0x80...
+    for count in (1, 3, 5):
+        for name in ("ns-a", "default", "kube-system", "t-1234abcd"):
+            index = shards.shard_of(name, count)
+            lo, hi = shards.bounds(index, count)
+            assert lo <= shards.fnv1a64(name) < hi
+
+
+def test_bounds_refuse_a_shard_outside_the_count() -> None:
+    with pytest.raises(ValueError, match=r"not in 0\.\.1"):
+        shards.bounds(2, 2)
+
+
+def test_peering_and_user_agent_name_the_shard() -> None:
+    assert shards.peering_name("rdev-session-operator", 0, 1) == "rdev-session-operator"
+    assert shards.peering_name("rdev-session-operator", 1, 4) == "rdev-session-operator-shard-1"
+    assert shards.peering_name("", 1, 4) == ""  # standalone stays standalone
+    assert shards.user_agent(0, 1) == ""
+    # managedFields takes the manager from the part before "/": one per shard.
+    assert shards.user_agent(2, 4).split("/")[0] == "rdev-session-operator-shard-2-of-4"
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [("rdev-session-operator-3", 3), ("op-0", 0), ("operator", None), ("op-3a", None)],
+)
+def test_ordinal_of_a_statefulset_pod(name: str, found: int | None) -> None:
+    assert shards.ordinal(name) == found
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.upper().startswith("RDEV_") or name in ("POD_NAME", "HOSTNAME"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_shard_defaults_to_the_pod_ordinal_modulo_shards(clean_env: pytest.MonkeyPatch) -> None:
+    assert load_settings().shard_index == 0
+    clean_env.setenv("RDEV_SHARDS", "2")
+    clean_env.setenv("HOSTNAME", "rdev-session-operator-3")
+    assert load_settings().shard_index == 1  # the standby of shard 1
+    clean_env.setenv("POD_NAME", "rdev-session-operator-2")
+    assert load_settings().shard_index == 0
+    clean_env.setenv("RDEV_SHARD", "1")
+    assert load_settings().shard_index == 1
+
+
+def test_shard_settings_name_the_variable(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("RDEV_SHARDS", "2")
+    clean_env.setenv("POD_NAME", "operator")
+    with pytest.raises(SystemExit, match=r"RDEV_SHARD: .*ends in no ordinal"):
+        load_settings()
+    clean_env.setenv("RDEV_SHARD", "2")
+    with pytest.raises(SystemExit, match=r"RDEV_SHARD: .*must be below RDEV_SHARDS=2"):
+        load_settings()
+    clean_env.setenv("RDEV_SHARDS", "0")
+    with pytest.raises(SystemExit, match="RDEV_SHARDS"):
+        load_settings()
+
+
+def test_kopf_asks_for_the_shard_on_every_namespaced_kind_only(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    import kopf
+    from kopf._cogs.structs.references import Resource
+
+    from session_operator.main import configure_kopf
+
+    sessions = Resource("rdev.io", "v1alpha1", "sessions", namespaced=True)
+    pods = Resource("", "v1", "pods", namespaced=True)
+    services = Resource("", "v1", "services", namespaced=True)
+    peering = Resource("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
+    namespaces = Resource("", "v1", "namespaces", namespaced=False)
+
+    unsharded = kopf.OperatorSettings()
+    configure_kopf(load_settings(), unsharded)
+    assert not unsharded.watching.shard_selectors.collect(sessions)
+
+    clean_env.setenv("RDEV_SHARDS", "4")
+    clean_env.setenv("RDEV_SHARD", "2")
+    sharded = kopf.OperatorSettings()
+    configure_kopf(load_settings(), sharded)
+    wanted = [shards.shard_selector(2, 4)]
+    for kind in (sessions, pods, services):
+        assert sharded.watching.shard_selectors.collect(kind) == wanted, kind
+    for kind in (peering, namespaces):
+        assert not sharded.watching.shard_selectors.collect(kind), kind
+
+
+def test_kopf_requests_carry_the_shard_in_their_user_agent() -> None:
+    import kopf
+
+    from session_operator.main import identified
+
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443", token="t")
+    assert identified(info, "") is info
+    named = identified(info, shards.user_agent(1, 2))
+    assert named.as_http_headers() == {
+        "Authorization": "Bearer t",
+        "User-Agent": "rdev-session-operator-shard-1-of-2/python",
+    }
+    assert named.server == info.server and named.token == info.token
