@@ -158,6 +158,34 @@ def exec_output(api: client.ApiClient, namespace: str, pod: str, argv: list[str]
     )
 
 
+def service_account_kubeconfig(
+    api: client.ApiClient, kubeconfig: str, namespace: str, name: str, path: Path
+) -> str:
+    """A kubeconfig at ``path`` (mode 0600) for an hour's token of ServiceAccount ``name``,
+    on the cluster of the admin ``kubeconfig``; the account must exist."""
+    token = (
+        client.CoreV1Api(api)
+        .create_namespaced_service_account_token(
+            name, namespace, {"spec": {"expirationSeconds": 3600}}
+        )
+        .status.token
+    )
+    admin = yaml.safe_load(Path(kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "rdev", "cluster": cluster["cluster"]}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "rdev", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return str(path)
+
+
 def pod_ready(api: client.ApiClient, namespace: str, name: str) -> bool:
     pod = client.CoreV1Api(api).read_namespaced_pod(name, namespace)
     return pod.status.phase == "Running" and any(

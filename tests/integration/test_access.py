@@ -29,6 +29,7 @@ from kubehelpers import (
     create_project_pod,
     get_session,
     kubectl,
+    service_account_kubeconfig,
     session_gone,
     session_manifest,
     wait_condition,
@@ -391,23 +392,7 @@ def operator_kubeconfig(api: client.ApiClient, kubeconfig: str, namespace: str, 
     """A kubeconfig with a token of a ServiceAccount holding the operator's ClusterRole rules."""
     core = client.CoreV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "operator"}})
-    token = core.create_namespaced_service_account_token(
-        "operator", namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    admin = yaml.safe_load(Path(kubeconfig).read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "rdev", "cluster": cluster["cluster"]}],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "rdev", "user": "operator"}}],
-        "current-context": "operator",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return str(path)
+    return service_account_kubeconfig(api, kubeconfig, namespace, "operator", path)
 
 
 @pytest.fixture

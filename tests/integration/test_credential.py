@@ -20,7 +20,6 @@ import pytest
 import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
 
 from kubehelpers import (
     GROUP,
@@ -30,6 +29,7 @@ from kubehelpers import (
     create_session,
     delete_session,
     events_for,
+    exec_output,
     get_session,
     gone,
     kubectl_run,
@@ -101,24 +101,9 @@ def status_of(call: Any) -> int:
     return 200
 
 
-def exec_in(api: client.ApiClient, namespace: str, pod: str, argv: list[str]) -> str:
-    return str(
-        stream(
-            client.CoreV1Api(api).connect_get_namespaced_pod_exec,
-            pod,
-            namespace,
-            command=argv,
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-        )
-    )
-
-
 def exec_refused(api: client.ApiClient, namespace: str, pod: str) -> bool:
     try:
-        exec_in(api, namespace, pod, ["true"])
+        exec_output(api, namespace, pod, ["true"])
     except ApiException as exc:
         return exc.status == 403 or "403" in str(exc.reason)
     return False
@@ -217,7 +202,7 @@ def test_credential_reaches_its_session_and_pod_only_and_dies_at_checkin(
     # What it may do: read its Session, exec into its pod (real git in the worktree).
     assert get_as(cred, namespace, "s1")["metadata"]["name"] == "s1"
     checkout = s["status"]["checkoutPath"]
-    out = exec_in(cred, namespace, pod["metadata"]["name"], ["git", "-C", checkout, "status"])
+    out = exec_output(cred, namespace, pod["metadata"]["name"], ["git", "-C", checkout, "status"])
     assert "topic/cred" in out
     # ... and watch it (a watch with a metadata.name field selector is authorised by name).
     events = watch.Watch().stream(

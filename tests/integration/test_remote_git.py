@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 
 from kubectl_session import remote as helper
@@ -32,6 +31,7 @@ from kubehelpers import (
     patch_session,
     plugin,
     process_alive,
+    service_account_kubeconfig,
     session_manifest,
     wait_for,
     wait_phase,
@@ -214,23 +214,7 @@ def restricted_kubeconfig(
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
         },
     )
-    token = core.create_namespaced_service_account_token(
-        name, namespace, {"spec": {"expirationSeconds": 3600}}
-    ).status.token
-    admin = yaml.safe_load(Path(kubeconfig).read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "rdev", "cluster": cluster["cluster"]}],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": "rdev", "user": name}}],
-        "current-context": name,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return str(path)
+    return service_account_kubeconfig(api, kubeconfig, namespace, name, path)
 
 
 def test_missing_rights_are_named(api, remote):
