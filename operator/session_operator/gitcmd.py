@@ -222,7 +222,7 @@ echo "start=$start"
 )
 
 CHECKOUT_SCRIPT = (
-    _SCRATCH
+    _SIGNALS
     + _ASSESS
     + r"""
 set -u
@@ -235,8 +235,8 @@ if [ -e "$path" ]; then
   left="$(cat "$run/session-uid" 2>/dev/null)" || left=""
   if [ "$left" != "$uid" ]; then
     # Left behind by another Session of this name: adopt it only when empty.
-    if assess "$path" >"$scratch/left"; then
-      printf '%s\n' '--rdev-held--'; cat "$scratch/left"; exit "$E_LEFT_BEHIND"
+    if held="$(assess "$path")"; then
+      printf '%s\n' '--rdev-held--' "$held"; exit "$E_LEFT_BEHIND"
     elif [ $? -ne 1 ]; then
       exit "$E_ASSESS_FAILED"
     fi
