@@ -7,8 +7,9 @@ The I/O choice of the operator, measured against a running local control plane:
 
 (a) ``kubernetes`` (the official client): ``stream()`` exec and a GET from
     worker threads, a new ApiClient per thread (what the operator did before).
-(b) ``kubernetes_asyncio``: one shared WsApiClient for execs (the operator's
-    ``podexec.PodExec``) and one ApiClient for GETs, on one event loop (now).
+(b) the operator's own client, plain aiohttp (``kube.Kube`` and
+    ``podexec.PodExec``, each one session), on one event loop (now; until it,
+    kubernetes_asyncio with one shared WsApiClient).
 (c) ``kr8s`` (asyncio, httpx): ``Pod.exec`` and ``Api.call_api``, when
     importable (from the venv or from ``--kr8s-path``, a ``pip install
     --target`` directory, so the project's venv needs no new dependency).
@@ -47,7 +48,7 @@ CONTAINER = "dev"
 ARGV = ["true"]
 VARIANTS = {
     "official": "(a) kubernetes, stream(), ApiClient per thread",
-    "asyncio": "(b) kubernetes_asyncio, one shared WsApiClient",
+    "asyncio": "(b) the operator's plain aiohttp client",
     "kr8s": "(c) kr8s asyncio (httpx)",
 }
 
@@ -170,16 +171,15 @@ def child_official(a: argparse.Namespace, meter: Meter) -> None:
 
 
 async def child_asyncio(a: argparse.Namespace, meter: Meter) -> None:
-    from kubernetes_asyncio import client, config
+    import os
 
+    from session_operator.kube import PODS, Kube, api_path, login
     from session_operator.podexec import PodExec
 
-    cfg = client.Configuration()
-    await config.load_kube_config(config_file=a.kubeconfig, client_configuration=cfg)
-    cfg.connection_pool_maxsize = 32  # as session_operator.kube.Kube sets it
-    execs = PodExec(cfg, 60.0)
-    api_client = client.ApiClient(cfg)
-    core: Any = client.CoreV1Api(api_client)
+    os.environ["KUBECONFIG"] = a.kubeconfig  # what kube.login reads, as kopf's login does
+    info = login()
+    execs = PodExec(info, 60.0)
+    kube = Kube(info)  # pool of 32, as the operator's with 16 workers
 
     async def one_exec() -> None:
         result = await execs.run(a.ns, a.pod, CONTAINER, ARGV, step="bench")
@@ -187,9 +187,7 @@ async def child_asyncio(a: argparse.Namespace, meter: Meter) -> None:
             raise RuntimeError(f"exec: {result.describe()}")
 
     async def one_get() -> None:
-        resp = await core.read_namespaced_pod(a.pod, a.ns, _preload_content=False)
-        async with resp:
-            json.loads(await resp.read())
+        await kube.conn.request("GET", api_path(PODS, a.ns, a.pod))
 
     meter.results["start"] = {"rss_mb": round(_rss_mb(), 1)}
     await run_tasks(meter, "exec sequential", one_exec, a.execs, 1)
@@ -197,7 +195,7 @@ async def child_asyncio(a: argparse.Namespace, meter: Meter) -> None:
     await run_tasks(meter, "GET sequential", one_get, a.gets, 1)
     await run_tasks(meter, f"GET {a.concurrency} concurrent", one_get, a.gets, a.concurrency)
     await execs.close()
-    await api_client.close()
+    await kube.close()
 
 
 async def child_kr8s(a: argparse.Namespace, meter: Meter) -> None:

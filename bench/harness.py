@@ -73,6 +73,7 @@ class Harness:
         self.sampler = Sampler(interval=0.5)
         self.audit = apistats.AuditLog(self.cluster_dir / "audit.log")
         self.op: OperatorProcess | None = None
+        self.memory_low: Path | None = None  # --tracemalloc: the fresh low operator's snapshot
         self.floor: FloorThread | None = None
         self.tracker: SessionTracker | None = None
         self.floor_tracker: SessionTracker | None = None
@@ -130,8 +131,14 @@ class Harness:
     async def start_operator(self, label: str) -> OperatorProcess:
         env = {"RDEV_WEBUI_COMMAND": self.args.webui_command, "RDEV_LOG_LEVEL": "INFO"}
         env.update(kv.split("=", 1) for kv in self.args.operator_env)
+        snaps = self.work / "tracemalloc" if self.args.tracemalloc else None
         op = OperatorProcess(
-            self.op_kubeconfig, self.ns, self.work / f"{label}.log", label=label, env_extra=env
+            self.op_kubeconfig,
+            self.ns,
+            self.work / f"{label}.log",
+            label=label,
+            env_extra=env,
+            tracemalloc_dir=snaps,
         ).start()
         self.op = op
         self.sampler.current = op

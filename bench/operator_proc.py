@@ -144,6 +144,8 @@ class OperatorProcess:
     log_path: Path
     label: str = "operator"
     env_extra: dict[str, str] = field(default_factory=dict)
+    # With a folder: tracemalloc in the operator (bench/memprobe), snapshots on demand.
+    tracemalloc_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     metrics_port: int = 0
     health_port: int = 0
@@ -169,6 +171,10 @@ class OperatorProcess:
             "PYTHONPATH": str(ROOT / "operator"),
             **self.env_extra,
         }
+        if self.tracemalloc_dir is not None:
+            self.tracemalloc_dir.mkdir(parents=True, exist_ok=True)
+            env["BENCH_TRACEMALLOC_DIR"] = str(self.tracemalloc_dir)
+            env["PYTHONPATH"] = f"{ROOT / 'bench' / 'memprobe'}{os.pathsep}{env['PYTHONPATH']}"
         self.log = self.log_path.open("ab")
         self.started_at = time.time()
         self.proc = subprocess.Popen(
@@ -212,6 +218,19 @@ class OperatorProcess:
 
     async def counter(self, name: str) -> float:
         return parse_metrics(await self.metrics(), name)
+
+    async def memory_snapshot(self, timeout: float = 300.0) -> Path:
+        """Have the operator dump a tracemalloc snapshot (SIGUSR2); its path once written."""
+        assert self.tracemalloc_dir is not None and self.proc is not None
+        before = set(self.tracemalloc_dir.glob(f"{self.pid}-*.done"))
+        self.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = set(self.tracemalloc_dir.glob(f"{self.pid}-*.done")) - before
+            if done:
+                return done.pop().with_suffix(".snap")
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"no tracemalloc snapshot from the operator within {timeout:g}s")
 
     def status(self) -> dict[str, float]:
         return proc_status(self.pid)

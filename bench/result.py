@@ -167,6 +167,8 @@ class Resume:
     resume_requests: Json | None = field(default=None, metadata=MEASURED)
     resume_writes: int | None = field(default=None, metadata=MEASURED)
     rss_kb_per_active_session: float | None = field(default=None, metadata=MEASURED)
+    # --tracemalloc: where the bytes per Session go (bench/memreport.py).
+    memory_per_session: Json | None = field(default=None, metadata=MEASURED)
 
 
 @dataclass

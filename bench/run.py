@@ -143,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="py-spy the operator during the burst")
     p.add_argument("--profile-resume", action="store_true", help="py-spy the restarted operator")
     p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="tracemalloc the fresh operators of the idle and resume phases; where the bytes"
+        " per Session go (bench/memreport.py). Slows the operator: not for timings",
+    )
+    p.add_argument(
         "--operator-env",
         action="append",
         default=[],

@@ -83,5 +83,7 @@ async def _fresh_rss(h: Harness, label: str) -> tuple[int, float]:
     await reconciled(op, sessions)
     await h.sampler.wait_idle(window=3.0, max_cpu=0.03, timeout=180)
     rss = round(op.status()["rss_mb"], 1)
+    if h.args.tracemalloc:
+        h.memory_low = await op.memory_snapshot()
     h.phase(f"fresh operator with {sessions} Active", t, now())
     return sessions, rss

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import apistats
+import memreport
 import spyreport
 from harness import OPERATOR_USER, RESULTS, Harness
 from kubeapi import now
@@ -95,4 +96,9 @@ async def run(h: Harness, idle: Idle) -> Resume:
         result.rss_kb_per_active_session = round(
             1024 * (result.resume_rss_mb - rss_low) / (sessions - low), 1
         )
+        if h.memory_low is not None:
+            high = await op.memory_snapshot()
+            report = memreport.compare(h.memory_low, high, sessions - low)
+            (RESULTS / f"{h.name}-memory.txt").write_text(memreport.table(report) + "\n")
+            result.memory_per_session = report
     return result

@@ -18,7 +18,7 @@ from .context import Env
 from .controller import Controller
 from .events import EventRecorder
 from .informer import Informer
-from .kube import Kube, KubeError, load_kube_config
+from .kube import Kube, KubeError, login
 from .peering import Gate
 from .podexec import PodExec
 from .queue import WorkQueue
@@ -50,7 +50,7 @@ class App:
 
     @classmethod
     async def create(cls, settings: Settings, priority: int | None) -> App:
-        cfg = await load_kube_config()
+        info = login()
         # Fair across namespaces: a key's group is its namespace (see queue.py).
         queue: WorkQueue[Key] = WorkQueue(
             Backoff(settings.retry_interval.total_seconds(), BACKOFF_CAP_S),
@@ -59,8 +59,8 @@ class App:
         )
         assert queue.capacity is not None
         count, index = settings.shards, settings.shard_index
-        kube = Kube(cfg, pool_size=queue.capacity + 8, user_agent=shards.user_agent(index, count))
-        execs = PodExec.from_settings(cfg, settings)
+        kube = Kube(info, pool_size=queue.capacity + 8, user_agent=shards.user_agent(index, count))
+        execs = PodExec.from_settings(info, settings, pool_size=queue.capacity + 8)
         store = Store()
         events = EventRecorder(kube, kube.instance)
         env = Env(settings=settings, kube=kube, events=events, execs=execs, store=store)
@@ -135,7 +135,7 @@ async def check_server_shards(settings: Settings) -> None:
     outside = shards.selector(*rest)
     head = f"RDEV_SHARDS={settings.shards}"
     kube = Kube(
-        await load_kube_config(),
+        login(),
         user_agent=shards.user_agent(settings.shard_index, settings.shards),
     )
     try:

@@ -33,6 +33,8 @@ class Informer:
         self.store = store
         self.queue = queue
         self.shard = shard  # the shardSelector of this replica's namespaces; empty: all
+        # Told the UID of every Session that is gone (kopfstate.MemoryProgressStorage).
+        self.on_session_gone: Callable[[str], None] = lambda uid: None
 
     async def prime(self, namespaces: tuple[str, ...]) -> dict[str, int]:
         """LIST what the watches stream (this shard's slice), then queue every Session once."""
@@ -58,6 +60,8 @@ class Informer:
         )
         for target in map_session(key, old, new, self.store):
             self.queue.add(target)
+        if event_type == "DELETED":
+            self.on_session_gone(str((body.get("metadata") or {}).get("uid", "")))
 
     def observe_pod(self, event_type: str | None, body: Body) -> None:
         metrics.WATCH_EVENTS.labels(kind="pod").inc()

@@ -1,11 +1,15 @@
 """Every Kubernetes call the operator makes (except exec, see podexec.py), on the event loop.
 
-kubernetes_asyncio, with one ApiClient for the whole process: one aiohttp
-session, one SSL context and one keep-alive connection pool, so a request costs
-what a minimal client's does (no TLS context per call, no thread per blocked
-request). Bodies are plain dicts in the API's own camelCase (raw JSON in and
-out, no model objects), so builders and tests share one shape. 409 on create
-and 404 on delete mean "already done".
+Plain aiohttp, the HTTP library kopf already runs on: one session, one SSL
+context and one keep-alive connection pool for the whole process, raw JSON in
+and out in the API's own camelCase (no model objects), so builders and tests
+share one shape. The credentials come from the same login kopf uses
+(``login``), so the operator and kopf are one identity. 409 on create and 404
+on delete mean "already done".
+
+Why not a generated client: kubernetes_asyncio imports about 860 model modules
+(some 45 MB resident before the first request) and serialises every call
+through them; the operator needs eleven kinds and four verbs.
 """
 
 from __future__ import annotations
@@ -16,23 +20,36 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
+import kopf
 
 from rdev_api import GROUP, PLURAL, VERSION, Body
 
 log = logging.getLogger(__name__)
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+JSON = "application/json"
 REQUEST_TIMEOUT_S = 30.0
+
+# Where each kind lives: (API prefix, plural). One entry per kind the operator touches.
+SESSIONS = (f"/apis/{GROUP}/{VERSION}", PLURAL)
+PODS = ("/api/v1", "pods")
+SERVICES = ("/api/v1", "services")
+EVENTS = ("/api/v1", "events")
+SECRETS = ("/api/v1", "secrets")
+SERVICE_ACCOUNTS = ("/api/v1", "serviceaccounts")
+INGRESSES = ("/apis/networking.k8s.io/v1", "ingresses")
+NETWORK_POLICIES = ("/apis/networking.k8s.io/v1", "networkpolicies")
+ROLES = ("/apis/rbac.authorization.k8s.io/v1", "roles")
+ROLE_BINDINGS = ("/apis/rbac.authorization.k8s.io/v1", "rolebindings")
+PEERINGS = "/apis/kopf.dev/v1/clusterkopfpeerings"
+Kind = tuple[str, str]
 
 
 class KubeError(Exception):
-    """A call the API server refused; ``status`` is the HTTP status."""
+    """A call the API server refused; ``status`` is the HTTP status (0: no answer)."""
 
     def __init__(self, status: int, text: str):
         super().__init__(f"{status}: {text[:300]}")
@@ -44,83 +61,116 @@ class KubeError(Exception):
         return self.status in (0, 429) or self.status >= 500
 
 
-def skip_env_lookups(api_client: Any) -> None:
-    """Give the client an aiohttp session that does not consult the environment per request.
+def login() -> kopf.ConnectionInfo:
+    """In-cluster identity, else the kubeconfig (KUBECONFIG or ~/.kube/config).
 
-    kubernetes_asyncio opens its session with ``trust_env=True``, so every request
-    and every exec websocket looks up ``~/.netrc`` and the proxy variables in a
-    worker thread: two thread hops a call, about a fifth of the operator's CPU in
-    the benchmark's profile. The kubeconfig's proxy (``Configuration.proxy``) is
-    still passed with each request. Must run on the event loop.
+    kopf's own minimal login functions, shared with kopf's login handler (main.py):
+    bearer token, client certificate or basic auth; no exec plugins.
     """
-    rest = api_client.rest_client
-    connector = rest.pool_manager.connector
-    rest.pool_manager.detach()  # the connector (pool, SSL context) moves to the new session
-    rest.pool_manager = aiohttp.ClientSession(
-        connector=connector, trust_env=False, read_bufsize=2**21
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
     )
+    if info is None:
+        raise kopf.LoginError("no ServiceAccount token and no kubeconfig to log in with")
+    return info
 
 
-async def load_kube_config() -> client.Configuration:
-    """In-cluster identity, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    cfg = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        await config.load_kube_config(client_configuration=cfg)
-    return cfg
-
-
-def ca_data(cfg: client.Configuration) -> str | None:
-    """The CA the operator trusts the API server with, base64 (as a kubeconfig holds it).
-
-    Both loaders leave it in a file (in a pod the ServiceAccount's ca.crt, from a
-    kubeconfig a temporary copy of its data); read once at start-up.
-    """
-    path = getattr(cfg, "ssl_ca_cert", None)
-    if not path:
+def ca_data(info: kopf.ConnectionInfo) -> str | None:
+    """The CA the operator trusts the API server with, base64 (as a kubeconfig holds it)."""
+    if info.ca_data:
+        data = info.ca_data
+        return data.decode("ascii") if isinstance(data, bytes) else data
+    if not info.ca_path:
         return None
-    with open(path, "rb") as handle:
+    with open(info.ca_path, "rb") as handle:
         return base64.b64encode(handle.read()).decode("ascii")
 
 
-async def _send(call: Awaitable[Any], ok_statuses: tuple[int, ...] = ()) -> tuple[int, Body | None]:
-    """Run a generated API call with ``_preload_content=False``; (status, JSON body).
+class Connection:
+    """One aiohttp session with the login's credentials; re-logs in once on a 401.
 
-    Statuses in ``ok_statuses`` (besides 2xx) return with no body; others raise.
+    A ServiceAccount's projected token is rotated on disk by the kubelet: a 401
+    means the token in hand expired, so the login is read again and the request
+    repeated once.
     """
-    try:
-        async with asyncio.timeout(REQUEST_TIMEOUT_S):
-            resp = await call
-            async with resp:
-                data = await resp.read()
-    except ApiException as exc:  # raised before the request for bad parameters
-        raise KubeError(exc.status or 0, str(exc.reason)) from None
-    except TimeoutError:
-        raise KubeError(0, f"no answer from the API server within {REQUEST_TIMEOUT_S:g}s") from None
-    if 200 <= resp.status < 300:
-        return resp.status, dict(json.loads(data)) if data else None
-    if resp.status in ok_statuses:
-        return resp.status, None
-    raise KubeError(resp.status, data.decode("utf-8", "replace"))
+
+    def __init__(self, info: kopf.ConnectionInfo, pool_size: int = 32, user_agent: str = ""):
+        self.info = info
+        self.server = info.server.rstrip("/")
+        self.headers = dict(info.as_http_headers())
+        if user_agent:
+            # Names the replica (and its shard) in audit logs and in managedFields.
+            self.headers["User-Agent"] = user_agent
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(pool_size, 4), ssl=info.as_ssl_context()),
+            # No ~/.netrc or proxy variables looked up per request (a thread hop each).
+            trust_env=False,
+            read_bufsize=2**21,
+        )
+
+    def relogin(self) -> bool:
+        """Read the credentials again; True when they changed (worth a retry)."""
+        try:
+            fresh = login().as_http_headers()
+        except (OSError, kopf.LoginError) as exc:
+            log.warning("logging in again failed: %s", exc)
+            return False
+        changed = fresh.get("Authorization") != self.headers.get("Authorization")
+        self.headers.update(fresh)
+        return changed
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        content_type: str = JSON,
+        ok: tuple[int, ...] = (),
+    ) -> tuple[int, Body | None]:
+        """(status, JSON body); statuses in ``ok`` (besides 2xx) give no body, others raise."""
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        for attempt in (1, 2):
+            headers = dict(self.headers)
+            if data is not None:
+                headers["Content-Type"] = content_type
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                    async with self.session.request(
+                        method,
+                        self.server + path,
+                        params=params,
+                        data=data,
+                        headers=headers,
+                        proxy=self.info.proxy_url,
+                    ) as resp:
+                        status, raw = resp.status, await resp.read()
+            except TimeoutError:
+                raise KubeError(
+                    0, f"no answer from the API server within {REQUEST_TIMEOUT_S:g}s"
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise KubeError(0, f"no answer from the API server: {exc}") from None
+            if status == 401 and attempt == 1 and self.relogin():
+                continue
+            break
+        if 200 <= status < 300:
+            return status, dict(json.loads(raw)) if raw else None
+        if status in ok:
+            return status, None
+        raise KubeError(status, raw.decode("utf-8", "replace"))
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
-async def _read(read: Any, namespace: str, name: str) -> Body | None:
-    """A child as it is; None when there is none."""
-    return (await _send(read(name, namespace, _preload_content=False), (404,)))[1]
-
-
-async def _create(create: Any, body: Body) -> Body | None:
-    """Create; None when the name is taken (409): the caller reads it and checks the owner."""
-    call = create(body["metadata"]["namespace"], body, _preload_content=False)
-    return (await _send(call, (409,)))[1]
-
-
-async def _patch(patch_call: Any, namespace: str, name: str, patch: Any) -> Body | None:
-    """A JSON patch (a list) or a merge patch (a dict); None when the object is gone."""
-    content = JSON_PATCH if isinstance(patch, list) else MERGE
-    call = patch_call(name, namespace, patch, _preload_content=False, _content_type=content)
-    return (await _send(call, (404,)))[1]
+def api_path(kind: Kind, namespace: str | None, name: str = "", sub: str = "") -> str:
+    """A collection (in all namespaces when ``namespace`` is empty), object or subresource."""
+    api, plural = kind
+    path = f"{api}/namespaces/{namespace}/{plural}" if namespace else f"{api}/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
 
 def owner_guard(uid: str) -> list[dict[str, Any]]:
@@ -132,84 +182,63 @@ def owner_guard(uid: str) -> list[dict[str, Any]]:
     return [{"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": uid}]
 
 
-async def _delete(delete: Any, namespace: str, name: str, uid: str) -> bool:
-    """Delete only the object with this UID; False when the name holds another one (409)."""
-    body = {"preconditions": {"uid": uid}}
-    call = delete(name, namespace, body=body, _preload_content=False)
-    status, _ = await _send(call, (404, 409))
-    return status != 409
-
-
-def _in(namespace: str | None) -> str:
-    """The path segment of a namespaced collection; empty for all namespaces."""
-    return f"/namespaces/{namespace}" if namespace else ""
-
-
 class Kube:
-    def __init__(self, cfg: client.Configuration, pool_size: int = 32, user_agent: str = ""):
-        cfg.connection_pool_maxsize = max(pool_size, 4)
-        self.cfg = cfg
-        self.api_client = client.ApiClient(cfg)
-        skip_env_lookups(self.api_client)
-        if user_agent:
-            # Names the replica (and its shard) in audit logs and in managedFields.
-            self.api_client.user_agent = user_agent
-        # Typed as Any: raw dicts in and out, and the stubs omit ``_content_type``.
-        self.core: Any = client.CoreV1Api(self.api_client)
-        self.custom: Any = client.CustomObjectsApi(self.api_client)
-        self.net: Any = client.NetworkingV1Api(self.api_client)
-        self.rbac: Any = client.RbacAuthorizationV1Api(self.api_client)
+    def __init__(self, info: kopf.ConnectionInfo, pool_size: int = 32, user_agent: str = ""):
+        self.conn = Connection(info, pool_size, user_agent)
         # Where a session credential's kubeconfig points unless RDEV_CREDENTIAL_SERVER says.
-        self.server: str = cfg.host or ""
-        self.ca_data = ca_data(cfg)
+        self.server: str = self.conn.server
+        self.ca_data = ca_data(info)
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
 
     async def close(self) -> None:
-        await self.api_client.close()
+        await self.conn.close()
+
+    # The verbs: _read, _create, _patch and _delete say what each returns. -----------
+    async def _read(self, kind: Kind, namespace: str, name: str) -> Body | None:
+        """A child as it is; None when there is none."""
+        return (await self.conn.request("GET", api_path(kind, namespace, name), ok=(404,)))[1]
+
+    async def _create(self, kind: Kind, body: Body) -> Body | None:
+        """Create; None when the name is taken (409): the caller reads it and checks the owner."""
+        path = api_path(kind, body["metadata"]["namespace"])
+        return (await self.conn.request("POST", path, body, ok=(409,)))[1]
+
+    async def _patch(
+        self, kind: Kind, namespace: str, name: str, patch: Any, sub: str = ""
+    ) -> Body | None:
+        """A JSON patch (a list) or a merge patch (a dict); None when the object is gone."""
+        content = JSON_PATCH if isinstance(patch, list) else MERGE
+        path = api_path(kind, namespace, name, sub)
+        return (await self.conn.request("PATCH", path, patch, content_type=content, ok=(404,)))[1]
+
+    async def _delete(self, kind: Kind, namespace: str, name: str, uid: str) -> bool:
+        """Delete only the object with this UID; False when the name holds another one (409)."""
+        body = {"preconditions": {"uid": uid}}
+        path = api_path(kind, namespace, name)
+        status, _ = await self.conn.request("DELETE", path, body, ok=(404, 409))
+        return status != 409
+
+    async def _list(self, kind: Kind, namespace: str | None, **params: str) -> list[Body]:
+        """GET a collection; empty parameters are left out."""
+        query = [(key, value) for key, value in params.items() if value]
+        body = (await self.conn.request("GET", api_path(kind, namespace), params=query))[1] or {}
+        return list(body.get("items") or [])
 
     # Sessions -------------------------------------------------------------
     async def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None:
-        call = self.custom.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
-            _preload_content=False,
-            _content_type=MERGE,
-        )
-        return (await _send(call, (404,)))[1]
-
-    async def _list(self, path: str, **params: str) -> list[Body]:
-        """GET a collection; raw, because the generated client does not pass ``shardSelector``
-        for custom objects. Empty parameters are left out."""
-        query = [(key, value) for key, value in params.items() if value]
-        call = self.api_client.call_api(
-            path,
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        body = (await _send(call))[1] or {}
-        return list(body.get("items") or [])
+        return await self._patch(SESSIONS, namespace, name, {"status": status}, "status")
 
     async def list_sessions(self, namespace: str | None, shard: str = "") -> list[Body]:
-        path = f"/apis/{GROUP}/{VERSION}{_in(namespace)}/{PLURAL}"
-        return await self._list(path, shardSelector=shard)
+        return await self._list(SESSIONS, namespace, shardSelector=shard)
 
     async def list_pods(self, namespace: str | None, selector: str, shard: str = "") -> list[Body]:
-        path = f"/api/v1{_in(namespace)}/pods"
-        return await self._list(path, labelSelector=selector, shardSelector=shard)
+        return await self._list(PODS, namespace, labelSelector=selector, shardSelector=shard)
 
     async def list_services(
         self, namespace: str | None, selector: str, shard: str = "", field: str = ""
     ) -> list[Body]:
-        path = f"/api/v1{_in(namespace)}/services"
         return await self._list(
-            path, labelSelector=selector, fieldSelector=field, shardSelector=shard
+            SERVICES, namespace, labelSelector=selector, fieldSelector=field, shardSelector=shard
         )
 
     async def ensure_cluster_peering(self, name: str) -> bool:
@@ -219,116 +248,101 @@ class Kube:
             "kind": "ClusterKopfPeering",
             "metadata": {"name": name},
         }
-        call = self.custom.create_cluster_custom_object(
-            "kopf.dev", "v1", "clusterkopfpeerings", body, _preload_content=False
-        )
-        status, _ = await _send(call, (404, 409))
+        status, _ = await self.conn.request("POST", PEERINGS, body, ok=(404, 409))
         return status != 404
 
     async def get_cluster_peering(self, name: str) -> Body | None:
-        call = self.custom.get_cluster_custom_object(
-            "kopf.dev", "v1", "clusterkopfpeerings", name, _preload_content=False
-        )
-        return (await _send(call, (404,)))[1]
+        return (await self.conn.request("GET", f"{PEERINGS}/{name}", ok=(404,)))[1]
 
     # Pods -----------------------------------------------------------------
     async def patch_pod(self, namespace: str, name: str, patch: Body) -> bool:
-        call = self.core.patch_namespaced_pod(
-            name, namespace, patch, _preload_content=False, _content_type=MERGE
-        )
-        return (await _send(call, (404,)))[0] != 404
+        return await self._patch(PODS, namespace, name, patch) is not None
 
     # Children: the preview Service and Ingress, the web UI's NetworkPolicy ------
-    # One call per kind and verb; _read, _create, _patch and _delete say what each verb returns.
     async def get_service(self, namespace: str, name: str) -> Body | None:
-        return await _read(self.core.read_namespaced_service, namespace, name)
+        return await self._read(SERVICES, namespace, name)
 
     async def get_ingress(self, namespace: str, name: str) -> Body | None:
-        return await _read(self.net.read_namespaced_ingress, namespace, name)
+        return await self._read(INGRESSES, namespace, name)
 
     async def get_network_policy(self, namespace: str, name: str) -> Body | None:
-        return await _read(self.net.read_namespaced_network_policy, namespace, name)
+        return await self._read(NETWORK_POLICIES, namespace, name)
 
     async def create_service(self, body: Body) -> Body | None:
-        return await _create(self.core.create_namespaced_service, body)
+        return await self._create(SERVICES, body)
 
     async def create_ingress(self, body: Body) -> Body | None:
-        return await _create(self.net.create_namespaced_ingress, body)
+        return await self._create(INGRESSES, body)
 
     async def create_network_policy(self, body: Body) -> Body | None:
-        return await _create(self.net.create_namespaced_network_policy, body)
+        return await self._create(NETWORK_POLICIES, body)
 
     async def patch_service(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.core.patch_namespaced_service, namespace, name, patch)
+        return await self._patch(SERVICES, namespace, name, patch)
 
     async def patch_ingress(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.net.patch_namespaced_ingress, namespace, name, patch)
+        return await self._patch(INGRESSES, namespace, name, patch)
 
     async def patch_network_policy(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.net.patch_namespaced_network_policy, namespace, name, patch)
+        return await self._patch(NETWORK_POLICIES, namespace, name, patch)
 
     async def delete_service(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.core.delete_namespaced_service, namespace, name, uid)
+        return await self._delete(SERVICES, namespace, name, uid)
 
     async def delete_ingress(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.net.delete_namespaced_ingress, namespace, name, uid)
+        return await self._delete(INGRESSES, namespace, name, uid)
 
     async def delete_network_policy(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.net.delete_namespaced_network_policy, namespace, name, uid)
+        return await self._delete(NETWORK_POLICIES, namespace, name, uid)
 
     # Events (built and counted by events.EventRecorder) ---------------------
     async def create_event(self, namespace: str, body: Body) -> None:
-        await _send(self.core.create_namespaced_event(namespace, body, _preload_content=False))
+        await self.conn.request("POST", api_path(EVENTS, namespace), body)
 
     async def patch_event(self, namespace: str, name: str, patch: Body) -> bool:
         """Patch an Event; False when it is gone (expired or deleted)."""
-        call = self.core.patch_namespaced_event(
-            name, namespace, patch, _preload_content=False, _content_type=MERGE
-        )
-        return (await _send(call, (404,)))[0] != 404
+        return await self._patch(EVENTS, namespace, name, patch) is not None
 
     # A session's credential: ServiceAccount, Role, RoleBinding, Secret, token -----------
     # Created, patched (the owner check of kube.owner_guard, and the Secret's kubeconfig)
     # and deleted; never read or listed (the operator holds no get on Secrets).
     async def create_service_account(self, body: Body) -> Body | None:
-        return await _create(self.core.create_namespaced_service_account, body)
+        return await self._create(SERVICE_ACCOUNTS, body)
 
     async def create_role(self, body: Body) -> Body | None:
-        return await _create(self.rbac.create_namespaced_role, body)
+        return await self._create(ROLES, body)
 
     async def create_role_binding(self, body: Body) -> Body | None:
-        return await _create(self.rbac.create_namespaced_role_binding, body)
+        return await self._create(ROLE_BINDINGS, body)
 
     async def create_secret(self, body: Body) -> Body | None:
-        return await _create(self.core.create_namespaced_secret, body)
+        return await self._create(SECRETS, body)
 
     async def patch_service_account(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.core.patch_namespaced_service_account, namespace, name, patch)
+        return await self._patch(SERVICE_ACCOUNTS, namespace, name, patch)
 
     async def patch_role(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.rbac.patch_namespaced_role, namespace, name, patch)
+        return await self._patch(ROLES, namespace, name, patch)
 
     async def patch_role_binding(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.rbac.patch_namespaced_role_binding, namespace, name, patch)
+        return await self._patch(ROLE_BINDINGS, namespace, name, patch)
 
     async def patch_secret(self, namespace: str, name: str, patch: Any) -> Body | None:
-        return await _patch(self.core.patch_namespaced_secret, namespace, name, patch)
+        return await self._patch(SECRETS, namespace, name, patch)
 
     async def delete_service_account(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.core.delete_namespaced_service_account, namespace, name, uid)
+        return await self._delete(SERVICE_ACCOUNTS, namespace, name, uid)
 
     async def delete_role(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.rbac.delete_namespaced_role, namespace, name, uid)
+        return await self._delete(ROLES, namespace, name, uid)
 
     async def delete_role_binding(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.rbac.delete_namespaced_role_binding, namespace, name, uid)
+        return await self._delete(ROLE_BINDINGS, namespace, name, uid)
 
     async def delete_secret(self, namespace: str, name: str, uid: str) -> bool:
-        return await _delete(self.core.delete_namespaced_secret, namespace, name, uid)
+        return await self._delete(SECRETS, namespace, name, uid)
 
     async def create_token(self, namespace: str, name: str, body: Body) -> Body | None:
         """A TokenRequest for a ServiceAccount; None when it (or the bound object) is gone."""
-        call = self.core.create_namespaced_service_account_token(
-            name, namespace, body, _preload_content=False
-        )
-        return (await _send(call, (404,)))[1]
+        path = api_path(SERVICE_ACCOUNTS, namespace, name, "token")
+        return (await self.conn.request("POST", path, body, ok=(404,)))[1]

@@ -28,34 +28,17 @@ from . import (
 )
 from .app import App, ShardingRefused, check_server_shards
 from .informer import POD_SELECTOR, SERVICE_SELECTOR
+from .kopfstate import MemoryProgressStorage, NoDiffBase
+from .kube import login
 from .settings import Settings, SettingsError, load_settings, unknown_variables
 
 log = logging.getLogger("session_operator")
 
 
-class NoDiffBase(kopf.DiffBaseStorage):  # type: ignore[misc]
-    """Keep no diff base: the operator reacts to generations, not to field diffs.
-
-    kopf's default stores the last handled spec in an annotation, which costs a
-    write at creation and on every spec change, and a deep copy of the object on
-    every watch event; nothing here needs either. Deletion is still detected
-    from deletionTimestamp.
-    """
-
-    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
-        return {}
-
-    def fetch(self, *, body: Any) -> Any:
-        return {}
-
-    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
-        return None
-
-
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
     """Our names under rdev.io, server-side filters, peering for HA."""
     kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="rdev.io")
+    kopf_settings.persistence.progress_storage = MemoryProgressStorage(prefix="rdev.io")
     kopf_settings.persistence.diffbase_storage = NoDiffBase()
     # Server-side filters: watch only project pods and our own Services.
     kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
@@ -149,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(operator_settings, settings)
         app = await App.create(operator_settings, priority if operator_settings.peering else None)
+        progress = settings.persistence.progress_storage
+        if isinstance(progress, MemoryProgressStorage):
+            app.informer.on_session_gone = progress.forget
         memo.app = app
         await app.start(operator_settings.namespaces, peering)
 
@@ -160,9 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
     @kopf.on.login()
     async def _login(**kwargs: Any) -> Any:
-        # kopf's own credentials, without importing a client library for them.
-        info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
-        return identified(info, user_agent)
+        # The operator's own login (kube.login): kopf and the operator are one identity.
+        return identified(login(), user_agent)
 
     operator_settings = settings
     if settings.metrics_port:

@@ -1,8 +1,8 @@
 """Run an argv in a pod through the real ``pods/exec`` API (websocket), on the event loop.
 
-One kubernetes_asyncio ``WsApiClient`` for the process: every exec opens its
-websocket through the same aiohttp session and SSL context (a handshake per
-stream, but no new context, certificate load or thread). The command is an
+One aiohttp session for the process (kube.Connection): every exec opens its
+websocket (``v4.channel.k8s.io``) through the same SSL context and credentials
+(a handshake per stream, but no new context, certificate load or thread). The command is an
 argv array, never a shell string, and every exec is bounded twice over:
 
 - in time, by ``timeout`` in the pod (``bounded``): abandoning a websocket does
@@ -20,17 +20,14 @@ import asyncio
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.stream import WsApiClient
+import kopf
 
 from rdev_api.execresult import ExecError, ExecResult, Frames, parse_exit_status
 
 from . import metrics, shards
-from .kube import skip_env_lookups
+from .kube import PODS, Connection, api_path
 from .settings import Settings, format_size
 
 __all__ = ["ExecError", "ExecResult", "PodExec", "bounded", "parse_exit_status", "timed_out"]
@@ -40,6 +37,17 @@ GRACE_S = 2  # the operator stops waiting this long after the pod's KILL
 TIMED_OUT = 124  # what GNU and busybox timeout exit with when the command ran out of time
 _KILLED = frozenset({128 + 9, 128 + 15})  # KILL or TERM: busybox execs the command itself
 _OUTPUT_LIMIT: int = Settings.model_fields["exec_output_limit"].default
+# The exec subprotocol: channel byte, then data; channel 3 carries the exit status.
+PROTOCOL = "v4.channel.k8s.io"
+
+
+def exec_query(argv: Sequence[str], container: str | None) -> list[tuple[str, str]]:
+    """The exec request's query: one ``command`` per argv element, never a shell string."""
+    query = [("command", arg) for arg in argv]
+    query += [("stdout", "true"), ("stderr", "true"), ("stdin", "false"), ("tty", "false")]
+    if container:
+        query.append(("container", container))
+    return query
 
 
 def bounded(argv: Sequence[str], timeout_s: float) -> tuple[list[str], float]:
@@ -60,30 +68,32 @@ def timed_out(returncode: int, elapsed_s: float, timeout_s: float) -> bool:
 class PodExec:
     def __init__(
         self,
-        cfg: client.Configuration,
+        info: kopf.ConnectionInfo,
         timeout_s: float,
         output_limit: int = _OUTPUT_LIMIT,
         user_agent: str = "",
+        pool_size: int = 32,
     ):
-        self.ws_client = WsApiClient(configuration=cfg)
-        skip_env_lookups(self.ws_client)
-        if user_agent:  # the shard, as in kube.py
-            self.ws_client.user_agent = user_agent
-        self.core: Any = client.CoreV1Api(self.ws_client)  # the stubs say str; it is a ws context
+        # A session of its own: a stream holds its connection for the command's
+        # life, and must not take the API calls' connections.
+        self.conn = Connection(info, pool_size, user_agent)
         self.timeout_s = timeout_s
         self.output_limit = output_limit
 
     @classmethod
-    def from_settings(cls, cfg: client.Configuration, settings: Settings) -> PodExec:
+    def from_settings(
+        cls, info: kopf.ConnectionInfo, settings: Settings, pool_size: int = 32
+    ) -> PodExec:
         return cls(
-            cfg,
+            info,
             settings.exec_timeout.total_seconds(),
             settings.exec_output_limit,
             shards.user_agent(settings.shard_index, settings.shards),
+            pool_size,
         )
 
     async def close(self) -> None:
-        await self.ws_client.close()
+        await self.conn.close()
 
     async def run(
         self,
@@ -120,39 +130,40 @@ class PodExec:
     async def _run(
         self, namespace: str, pod: str, container: str | None, argv: list[str], step: str
     ) -> ExecResult:
-        kwargs = {"container": container} if container else {}
-        try:
-            connect = await self.core.connect_get_namespaced_pod_exec(
-                pod,
-                namespace,
-                command=argv,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _preload_content=False,
-                **kwargs,
-            )
-            frames = Frames(self.output_limit)
-            async with connect as ws:
-                async for msg in ws:
-                    if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
-                        data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
-                        if not frames.add(data):
-                            # Leaving the block closes the stream; nothing more is read.
-                            raise ExecError(
-                                f"{step}: output exceeded the"
-                                f" {format_size(self.output_limit)} limit"
-                            )
-                    elif msg.type == aiohttp.WSMsgType.ERROR:
-                        raise ExecError(f"exec into pod {pod} failed: {ws.exception()}")
-        except aiohttp.WSServerHandshakeError as exc:
-            gone = exc.status == 404 or "not found" in str(exc.message).lower()
-            raise ExecError(
-                f"exec into pod {pod} failed: {exc.status} {exc.message}", pod_gone=gone
-            ) from None
-        except ApiException as exc:
-            raise ExecError(f"exec into pod {pod} failed: {exc.status} {exc.reason}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ExecError(f"exec into pod {pod} failed: {exc}") from None
+        for attempt in (1, 2):
+            try:
+                return await self._stream(namespace, pod, container, argv, step)
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status == 401 and attempt == 1 and self.conn.relogin():
+                    continue
+                gone = exc.status == 404 or "not found" in str(exc.message).lower()
+                raise ExecError(
+                    f"exec into pod {pod} failed: {exc.status} {exc.message}", pod_gone=gone
+                ) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise ExecError(f"exec into pod {pod} failed: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _stream(
+        self, namespace: str, pod: str, container: str | None, argv: list[str], step: str
+    ) -> ExecResult:
+        conn = self.conn
+        frames = Frames(self.output_limit)
+        async with conn.session.ws_connect(
+            conn.server + api_path(PODS, namespace, pod, "exec"),
+            params=exec_query(argv, container),
+            protocols=(PROTOCOL,),
+            headers=conn.headers,
+            proxy=conn.info.proxy_url,
+        ) as ws:
+            async for msg in ws:
+                if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                    data = msg.data if isinstance(msg.data, bytes) else msg.data.encode()
+                    if not frames.add(data):
+                        # Leaving the block closes the stream; nothing more is read.
+                        raise ExecError(
+                            f"{step}: output exceeded the {format_size(self.output_limit)} limit"
+                        )
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    raise ExecError(f"exec into pod {pod} failed: {ws.exception()}")
         return frames.result()

@@ -21,7 +21,7 @@ import pytest
 
 from kubehelpers import create_project_pod, wait_for
 from rdev_api.execresult import ExecError, ExecResult
-from session_operator.kube import load_kube_config
+from session_operator.kube import login
 from session_operator.podexec import GRACE_S, KILL_AFTER_S, PodExec
 from session_operator.settings import Settings
 
@@ -45,7 +45,7 @@ def marker() -> Iterator[str]:
 
 def run(settings: Settings, namespace: str, pod: str, argv: Sequence[str]) -> ExecResult:
     async def go() -> ExecResult:
-        execs = PodExec.from_settings(await load_kube_config(), settings)
+        execs = PodExec.from_settings(login(), settings)
         try:
             return await execs.run(namespace, pod, None, argv, step="precheck")
         finally:

@@ -748,10 +748,11 @@ def image_venv() -> Iterator[Path]:
         run(str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venv))
         (wheel,) = wheels.glob("*.whl")
         run(pip, "--python", str(venv / "bin" / "python"), "install", "-q", "--compile", str(wheel))
-        # The operator runs on kubernetes-asyncio; the official client is the plugin's
-        # extra and not installed.
+        # The operator talks plain aiohttp: no generated client is installed (the
+        # official one is the plugin's extra).
         for site in venv.glob("lib/python3*/site-packages"):
-            assert (site / "kubernetes_asyncio").is_dir()
+            assert (site / "aiohttp").is_dir()
+            assert not (site / "kubernetes_asyncio").exists()
             assert not (site / "kubernetes").exists()
         assert not (venv / "bin" / "pip").exists()
         yield venv

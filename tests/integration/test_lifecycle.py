@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 
 from kubehelpers import (
     create_project_pod,
     create_session,
+    delete_session,
     get_session,
     git,
     patch_session,
@@ -18,6 +21,7 @@ from kubehelpers import (
     wait_for,
     wait_phase,
 )
+from rdev_api import GROUP, PLURAL, VERSION
 
 
 def test_session_becomes_active_with_worktree_and_service(api, namespace, repo, operator):
@@ -110,3 +114,42 @@ def test_checkin_ends_session_and_keeps_work(api, namespace, repo, operator):
     assert all(c["type"] != "Ready" for c in status["conditions"])
     summary = next(c for c in status["conditions"] if c["type"] == "Reconciling")
     assert (summary["status"], summary["reason"]) == ("False", "CheckedIn")
+
+
+def test_a_session_is_created_and_deleted_with_no_metadata_writes_but_the_finalizer(
+    api, namespace, repo, operator
+):
+    """The operator's only writes to a Session's object are its finalizer, added and
+    removed: no kopf progress or marker annotations (one patch each that nothing reads)."""
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(api, namespace, session_manifest("s4", "shop", newBranch="topic/quiet"))
+    first = wait_condition(api, namespace, "s4", "Ready")
+    custom = client.CustomObjectsApi(api)
+    seen: list[dict[str, Any]] = []
+    stream = watch.Watch()
+
+    def follow() -> None:
+        for event in stream.stream(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            field_selector="metadata.name=s4",
+            resource_version=first["metadata"]["resourceVersion"],
+            timeout_seconds=60,
+        ):
+            seen.append(event["object"])
+            if event["type"] == "DELETED":
+                return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    delete_session(api, namespace, "s4")
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the Session was not deleted within 60 s"
+    stream.stop()
+    assert seen, "the watch saw nothing"
+    for body in [first, *seen]:
+        annotations = body["metadata"].get("annotations") or {}
+        assert not [k for k in annotations if k.startswith("rdev.io/") and "created-by" not in k]

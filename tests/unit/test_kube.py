@@ -1,10 +1,23 @@
-"""Which API answers are worth retrying at start-up."""
+"""The operator's API client: which answers are worth retrying, paths, exec queries."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from urllib.parse import parse_qsl
 
-from session_operator.kube import KubeError
+import kopf
+import pytest
+from yarl import URL
+
+from session_operator.kube import (
+    NETWORK_POLICIES,
+    PODS,
+    SESSIONS,
+    Connection,
+    KubeError,
+    api_path,
+)
+from session_operator.podexec import exec_query
 
 
 @pytest.mark.parametrize(
@@ -25,27 +38,46 @@ def test_transient_statuses(status: int, transient: bool) -> None:
     assert KubeError(status, "x").transient is transient
 
 
-def test_clients_skip_per_request_environment_lookups() -> None:
-    """The pool and SSL context stay; only the per-call netrc/proxy thread hops go."""
-    import asyncio
+def test_paths_name_collections_objects_and_subresources() -> None:
+    assert api_path(PODS, "ns", "p", "exec") == "/api/v1/namespaces/ns/pods/p/exec"
+    assert api_path(SESSIONS, None) == "/apis/rdev.io/v1alpha1/sessions"
+    assert api_path(SESSIONS, "ns", "s", "status") == (
+        "/apis/rdev.io/v1alpha1/namespaces/ns/sessions/s/status"
+    )
+    assert api_path(NETWORK_POLICIES, "ns") == (
+        "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies"
+    )
 
-    from kubernetes_asyncio import client
-    from kubernetes_asyncio.stream import WsApiClient
 
-    from session_operator.kube import skip_env_lookups
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["git", "-C", "/r", "checkout", "--", "feat/a+b"],
+        ["sh", "-c", 'echo "$1" && x=1; y&z', "sh", "a b=c&d#e?f%g"],
+        ["printf", "%s", "ünïcødé \u202e", ""],
+    ],
+)
+def test_exec_query_carries_each_argument_exactly(argv: list[str]) -> None:
+    """Every argv element arrives as one ``command`` value, whatever it holds."""
+    url = URL("https://h/api/v1/namespaces/n/pods/p/exec").with_query(exec_query(argv, "c"))
+    pairs = parse_qsl(url.raw_query_string, keep_blank_values=True)
+    assert [v for k, v in pairs if k == "command"] == argv
+    assert ("container", "c") in pairs and ("stdin", "false") in pairs
 
+
+def test_the_connection_names_the_replica_and_carries_the_login() -> None:
     async def check() -> None:
-        cfg = client.Configuration(host="https://127.0.0.1:1")
-        for api in (client.ApiClient(cfg), WsApiClient(configuration=cfg)):
-            before = api.rest_client.pool_manager
-            connector = before.connector
-            assert before.trust_env is True  # what kubernetes_asyncio does by default
-            skip_env_lookups(api)
-            after = api.rest_client.pool_manager
-            assert after.trust_env is False
-            assert after.connector is connector
-            assert before.closed
-            await api.close()
-            assert connector.closed
+        info = kopf.ConnectionInfo(server="https://127.0.0.1:1/", token="t0k")
+        conn = Connection(info, user_agent="rdev-session-operator-shard-1-of-2/python")
+        try:
+            assert conn.server == "https://127.0.0.1:1"
+            assert conn.headers["Authorization"] == "Bearer t0k"
+            assert conn.headers["User-Agent"].startswith("rdev-session-operator-shard-1-of-2")
+            assert conn.session.trust_env is False  # no netrc/proxy lookups per request
+            with pytest.raises(KubeError) as caught:  # nothing listens: no answer, transient
+                await conn.request("GET", "/api")
+            assert caught.value.transient
+        finally:
+            await conn.close()
 
     asyncio.run(check())

@@ -49,9 +49,9 @@ def imports_without(package: str, blocked: tuple[str, ...]) -> subprocess.Comple
 @pytest.mark.parametrize(
     ("package", "blocked"),
     [
-        # The operator: neither the plugin nor the official client (kopf only probes
-        # for the latter and does without it).
-        ("session_operator", ("kubectl_session", "kubernetes", "pykube")),
+        # The operator: neither the plugin nor any generated client (kopf only probes
+        # for them and does without; the operator talks plain aiohttp).
+        ("session_operator", ("kubectl_session", "kubernetes", "kubernetes_asyncio", "pykube")),
         # The plugin: none of the operator's runtime, kopf or the asyncio client.
         ("kubectl_session", ("session_operator", "kopf", "kubernetes_asyncio", "aiohttp")),
         # The shared API: pure, so no client and neither side.
