@@ -50,6 +50,9 @@ def projects(pods: Iterable[dict[str, Any]]) -> list[str]:
     return [p["metadata"]["labels"]["rdev.io/project"] for p in pods]
 
 
+TRACED = ("operator-low", "operator-resumed")  # the labels --tracemalloc applies to
+
+
 class Harness:
     # Set by phases/setup.py.
     admin: Kube
@@ -131,7 +134,10 @@ class Harness:
     async def start_operator(self, label: str) -> OperatorProcess:
         env = {"RDEV_WEBUI_COMMAND": self.args.webui_command, "RDEV_LOG_LEVEL": "INFO"}
         env.update(kv.split("=", 1) for kv in self.args.operator_env)
-        snaps = self.work / "tracemalloc" if self.args.tracemalloc else None
+        # Only the fresh operators whose holdings are compared (idle.py, resume.py): traced
+        # memory costs several times the CPU, so starting them takes longer too.
+        traced = self.args.tracemalloc and label in TRACED
+        snaps = self.work / "tracemalloc" if traced else None
         op = OperatorProcess(
             self.op_kubeconfig,
             self.ns,
@@ -142,7 +148,7 @@ class Harness:
         ).start()
         self.op = op
         self.sampler.current = op
-        await op.wait_healthy(timeout=90)
+        await op.wait_healthy(timeout=600 if traced else 90)
         return op
 
     async def teardown(self) -> None:

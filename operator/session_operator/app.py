@@ -166,10 +166,10 @@ async def _probe(kube: Kube, selector: str) -> bool:
     deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
     while True:
         try:
-            found = await kube.list_services(
+            pages = kube.list_services(
                 PROBE_NAMESPACE, "", selector, field=f"metadata.name={PROBE_SERVICE}"
             )
-            return bool(found)
+            return any([page async for page in pages])
         except KubeError as exc:
             delay = backoff.when(None)
             if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:

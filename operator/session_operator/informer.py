@@ -40,15 +40,20 @@ class Informer:
         """LIST what the watches stream (this shard's slice), then queue every Session once."""
         counts = {"sessions": 0, "pods": 0, "services": 0}
         for namespace in namespaces or (None,):
-            for item in await self.kube.list_sessions(namespace, self.shard):
-                self.store.sessions.put(item)
-                counts["sessions"] += 1
-            for item in await self.kube.list_pods(namespace, POD_SELECTOR, self.shard):
-                self.store.pods.put(item)
-                counts["pods"] += 1
-            for item in await self.kube.list_services(namespace, SERVICE_SELECTOR, self.shard):
-                self.store.services.put(item)
-                counts["services"] += 1
+            listings = (
+                ("sessions", self.store.sessions, self.kube.list_sessions(namespace, self.shard)),
+                ("pods", self.store.pods, self.kube.list_pods(namespace, POD_SELECTOR, self.shard)),
+                (
+                    "services",
+                    self.store.services,
+                    self.kube.list_services(namespace, SERVICE_SELECTOR, self.shard),
+                ),
+            )
+            for what, cache, pages in listings:
+                async for page in pages:
+                    for item in page:
+                        cache.put(item)  # slimmed: the page's full bodies go with it
+                    counts[what] += len(page)
         for body in self.store.sessions.values():
             self.queue.add(key_of(body))
         return counts

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,7 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 REQUEST_TIMEOUT_S = 30.0
+LIST_PAGE = 500  # objects per LIST answer (kopf's own listing pages too)
 
 # Where each kind lives: (API prefix, plural). One entry per kind the operator touches.
 SESSIONS = (f"/apis/{GROUP}/{VERSION}", PLURAL)
@@ -218,26 +220,43 @@ class Kube:
         status, _ = await self.conn.request("DELETE", path, body, ok=(404, 409))
         return status != 409
 
-    async def _list(self, kind: Kind, namespace: str | None, **params: str) -> list[Body]:
-        """GET a collection; empty parameters are left out."""
+    async def _list(
+        self, kind: Kind, namespace: str | None, **params: str
+    ) -> AsyncIterator[list[Body]]:
+        """GET a collection, a page of LIST_PAGE at a time; empty parameters are left out.
+
+        Pages bound what one answer holds: the caller keeps what it needs of each page
+        before the next is read, so a start-up LIST of thousands of objects never sits
+        in memory whole (Python's heap keeps its high-water mark).
+        """
         query = [(key, value) for key, value in params.items() if value]
-        body = (await self.conn.request("GET", api_path(kind, namespace), params=query))[1] or {}
-        return list(body.get("items") or [])
+        query.append(("limit", str(LIST_PAGE)))
+        token = ""
+        while True:
+            page = query + ([("continue", token)] if token else [])
+            body = (await self.conn.request("GET", api_path(kind, namespace), params=page))[1]
+            body = body or {}
+            yield list(body.get("items") or [])
+            token = str((body.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return
 
     # Sessions -------------------------------------------------------------
     async def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None:
         return await self._patch(SESSIONS, namespace, name, {"status": status}, "status")
 
-    async def list_sessions(self, namespace: str | None, shard: str = "") -> list[Body]:
-        return await self._list(SESSIONS, namespace, shardSelector=shard)
+    def list_sessions(self, namespace: str | None, shard: str = "") -> AsyncIterator[list[Body]]:
+        return self._list(SESSIONS, namespace, shardSelector=shard)
 
-    async def list_pods(self, namespace: str | None, selector: str, shard: str = "") -> list[Body]:
-        return await self._list(PODS, namespace, labelSelector=selector, shardSelector=shard)
+    def list_pods(
+        self, namespace: str | None, selector: str, shard: str = ""
+    ) -> AsyncIterator[list[Body]]:
+        return self._list(PODS, namespace, labelSelector=selector, shardSelector=shard)
 
-    async def list_services(
+    def list_services(
         self, namespace: str | None, selector: str, shard: str = "", field: str = ""
-    ) -> list[Body]:
-        return await self._list(
+    ) -> AsyncIterator[list[Body]]:
+        return self._list(
             SERVICES, namespace, labelSelector=selector, fieldSelector=field, shardSelector=shard
         )
 
