@@ -262,6 +262,7 @@ class FakeKube:
         self.deleted_services: list[str] = []
         self.creds: dict[tuple[str, str], Body] = {}
         self.calls: list[tuple[str, str]] = []
+        self.service_gets: list[str] = []
         self.rv = 100
 
     def add_session(self, body: Body) -> Body:
@@ -310,6 +311,7 @@ class FakeKube:
         return True
 
     async def get_service(self, namespace: str, name: str) -> Body | None:
+        self.service_gets.append(name)
         return self.services.get((namespace, name))
 
     async def get_ingress(self, namespace: str, name: str) -> Body | None:
@@ -1082,3 +1084,64 @@ def test_the_clone_url_is_there_exactly_while_active(phase: str, want: str | Non
     set_clone_url(ctx)
     assert ctx.status.clone_url == want
     assert ctx.dump().get("cloneURL") == want
+
+
+# The preview Service is created first: read only on a 409 or when the store knows the name
+@aio
+async def test_a_new_sessions_preview_service_is_created_without_a_read() -> None:
+    h = Harness([pod("shop-1", T1)])
+    h.controller.env.execs = _ALWAYS_OK
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert ("ns", "s1-preview") in h.kube.services
+    assert h.kube.service_gets == []  # one POST, no GET before it
+    # Known to the store as ours from then on: no request at all.
+    h.clock.now += timedelta(minutes=10)
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.service_gets == []
+
+
+@pytest.mark.parametrize("in_store", [False, True])
+def test_a_preview_name_held_by_another_object_stalls(in_store: bool) -> None:
+    asyncio.run(_preview_name_taken(in_store))
+
+
+async def _preview_name_taken(in_store: bool) -> None:
+    h = Harness([pod("shop-1", T1)])
+    h.controller.env.execs = _ALWAYS_OK
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    foreign = preview_service("s1", owner_uid="uid-someone-else")
+    h.kube.services[("ns", "s1-preview")] = foreign
+    if in_store:
+        h.store.services.put(foreign)
+    await h.reconcile(h.kube.sessions[key])
+    assert cond(h.kube.sessions[key], "Stalled")["reason"] == "PreviewNameTaken"
+    assert h.kube.services[("ns", "s1-preview")] is foreign
+    # Known to the store: read first (the create would fail); else the create's 409 reads it.
+    assert h.kube.service_gets == ["s1-preview"]
+
+
+@aio
+async def test_our_preview_service_unknown_to_the_store_is_found_by_the_409() -> None:
+    h = Harness([pod("shop-1", T1)])
+    h.controller.env.execs = _ALWAYS_OK
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    ours = preview_service("s1", owner_uid="uid-s1")
+    ours["spec"] = {"ports": [{"name": "preview", "port": 1, "targetPort": 1}]}
+    h.kube.services[("ns", "s1-preview")] = ours
+    patches: list[Any] = []
+
+    async def patch_service(namespace: str, name: str, patch: Any) -> Body | None:
+        patches.append(patch)
+        return None
+
+    h.kube.patch_service = patch_service  # type: ignore[method-assign]
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert h.kube.service_gets == ["s1-preview"]  # after the create's 409
+    ((first, *_),) = patches  # moved to the preview port, guarded by its UID
+    assert first["op"] == "test" and first["value"] == "svc-s1"
