@@ -18,10 +18,15 @@ from kubehelpers import (
     condition,
     create_project_pod,
     create_session,
+    delete_session,
+    get_session,
+    patch_session,
+    session_gone,
     session_manifest,
     slow_checkout,
     wait_condition,
     wait_for,
+    wait_phase,
 )
 
 SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
@@ -111,3 +116,33 @@ def test_a_slow_checkout_is_seen_provisioning(api, namespace, repo, operator):
     assert versions[0]["provisioningStep"] == "fetch and checkout"
     assert versions[0]["branch"] == "topic/slow" and "commit" not in versions[0]
     assert execs(operator.metrics()) == {"checkout": 1.0}
+
+
+def test_a_whole_lifecycle_runs_one_exec_per_step(api, namespace, repo, operator_factory):
+    """Create, web UI on and off, checkin, delete: as many execs as bench/floor.py's (5)."""
+    op = operator_factory(RDEV_WEBUI_CHECK_INTERVAL="1h", RDEV_CHANGES_INTERVAL="1h")
+    create_project_pod(api, namespace, "shop", repo)
+    create_session(api, namespace, session_manifest("s3", "shop", newBranch="topic/life"))
+    wait_condition(api, namespace, "s3", "Ready")
+    for on, state in ((True, "Running"), (False, "Stopped")):
+        patch_session(api, namespace, "s3", {"webUI": on})
+        wait_for(
+            lambda state=state: (
+                (s := get_session(api, namespace, "s3"))["status"].get("webUI") == state
+                and s["status"].get("observedGeneration") == s["metadata"]["generation"]
+            ),
+            timeout=60,
+            what=f"web UI {state}",
+        )
+    patch_session(api, namespace, "s3", {"checkin": {}})
+    wait_phase(api, namespace, "s3", "Ended", timeout=60)
+    delete_session(api, namespace, "s3")
+    wait_for(lambda: session_gone(api, namespace, "s3"), timeout=60, what="s3 gone")
+    found = execs(op.metrics())
+    assert found == {
+        "checkout": 1.0,
+        "webui-start": 1.0,
+        "webui-stop": 1.0,
+        "push": 1.0,  # checkin: push for review and read the worktree
+        "remove": 1.0,  # delete: remove the worktree if it holds nothing
+    }
