@@ -549,7 +549,9 @@ def read_checkout(result: ExecResult) -> Checkout:
     if result.returncode == Exit.ADD_FAILED and checkout_refused_elsewhere(result.stderr):
         return Checkout(Placed.BRANCH_ELSEWHERE)
     if not result.ok or not fields.get("commit"):
-        return Checkout(Placed.FAILED, detail=f"git worktree add failed with {result.describe()}")
+        # "start=" ends the checks: a script stopped before it never reached the worktree.
+        step = "git worktree add" if "start" in fields else "the branch check"
+        return Checkout(Placed.FAILED, detail=f"{step} failed with {result.describe()}")
     return Checkout(
         Placed.OK,
         added=fields.get("added") == "yes",

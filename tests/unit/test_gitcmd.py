@@ -549,3 +549,11 @@ def test_scripts_exit_only_with_the_codes_their_readers_name(script: str) -> Non
     used = set(re.findall(r"\$E_([A-Z_]+)", script))
     assert used and used <= {code.name for code in gitcmd.Exit}
     assert "E_PATH_TAKEN=30\n" in script  # every name is defined before the script runs
+
+
+def test_a_failure_names_the_part_of_the_checkout_it_stopped_in() -> None:
+    stopped = ExecResult(gitcmd.Exit.TERMINATED, "", "")
+    assert gitcmd.read_precheck(stopped).found == gitcmd.Found.OK  # not a finding
+    assert gitcmd.read_checkout(stopped).detail.startswith("the branch check failed with ")
+    after = ExecResult(gitcmd.Exit.ADD_FAILED, "start=\n", "fatal: no space left")
+    assert gitcmd.read_checkout(after).detail.startswith("git worktree add failed with ")

@@ -11,7 +11,6 @@ next in line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from rdev_api.conditions import CHECKOUT_READY, READY, STALLED, is_true
 from rdev_api.execresult import ExecError, ExecResult
@@ -157,8 +156,12 @@ async def _run_announcing(ctx: Ctx, env: Env, argv: list[str], announce: bool) -
     finally:
         if not writing.is_set():
             announcer.cancel()  # still asleep: a fast checkout writes nothing before its end
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await announcer
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this reconcile itself is being cancelled
 
 
 async def _checkout(ctx: Ctx, env: Env) -> None:
