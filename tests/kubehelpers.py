@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
@@ -467,3 +468,56 @@ def scratch_namespace(api: client.ApiClient) -> Iterator[str]:
                     {"metadata": {"finalizers": None}},
                 )
         core.delete_namespace(name)
+
+
+class Recorder:
+    """Every version of every Session in the namespace, in the order the watch served them."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.namespace = namespace
+        self.versions: list[dict[str, Any]] = []
+        self.failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the watch did not stop"
+
+    def _run(self) -> None:
+        rv = ""
+        try:
+            while not self._stop.is_set():
+                kwargs: dict[str, Any] = {"timeout_seconds": 2}
+                if rv:
+                    kwargs["resource_version"] = rv
+                for event in watch.Watch().stream(
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    **kwargs,
+                ):
+                    assert event["type"] != "ERROR", event["object"]
+                    obj = event["object"]
+                    rv = obj["metadata"]["resourceVersion"]
+                    self.versions.append(obj)
+        except BaseException as exc:
+            self.failure = exc
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [v for v in self.versions if v["metadata"]["name"] == name]
+
+
+def slow_checkout(repo: Path, seconds: float) -> None:
+    """Every worktree placed from ``repo`` takes ``seconds`` more (a post-checkout hook)."""
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\nsleep {seconds}\n")
+    hook.chmod(0o755)

@@ -177,56 +177,64 @@ EOF_FLAGGED
 """
 )
 
-PRECHECK_SCRIPT = (
-    _EXITS
-    + r"""
-set -u
-repo="$1"; branch="$2"; new="$3"; from="$4"; own="$5"
-"""
-    + _RESOLVE
-    + r"""
-git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit "$E_FETCH_FAILED"
-if [ "$new" != "new" ]; then
-  # Only a branch will do: a tag or a commit would be checked out detached.
-  for r in "refs/remotes/origin/$branch" "refs/heads/$branch"; do
-    if git -C "$repo" show-ref --verify --quiet "$r"; then echo "start="; exit 0; fi
-  done
-  if git -C "$repo" show-ref --verify --quiet "refs/tags/$branch"; then
-    echo "named=tag"; exit "$E_NOT_A_BRANCH"
-  fi
-  if git -C "$repo" rev-parse --verify --quiet --end-of-options "$branch^{commit}" >/dev/null
-  then
-    echo "named=commit"; exit "$E_NOT_A_BRANCH"
-  fi
-  exit "$E_BRANCH_MISSING"
-fi
-# newBranch only ever creates: a branch that exists is someone's work, unless
-# this Session made it itself (an attempt that stopped mid-checkout).
-where=""
-if git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then where="local"; fi
-if git -C "$repo" show-ref --verify --quiet "refs/remotes/origin/$branch"; then
-  where="${where:+$where,}origin"
-fi
-if [ -n "$where" ] && { [ "$own" != "own" ] || [ "$where" != "local" ]; }; then
-  echo "exists=$where"; exit "$E_BRANCH_EXISTS"
-fi
-if [ -z "$from" ]; then
-  from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
-  from="${from#origin/}"
-  [ -n "$from" ] || from=main
-fi
-echo "from=$from"
-start="$(resolve "$from")" || exit "$E_FROM_MISSING"
-echo "start=$start"
-"""
-)
-
+# The checkout, one exec: fetch, decide, and only when the Session may go on, place
+# the worktree. A finding (the branch is missing or not a branch, fromRef is missing,
+# newBranch exists) exits before anything in the pod changes: no worktree, no branch,
+# no run folder.
 CHECKOUT_SCRIPT = (
     _SIGNALS
     + _ASSESS
     + r"""
 set -u
-repo="$1"; path="$2"; branch="$3"; start="$4"; run="$5"; uid="$6"; own="$7"
+repo="$1"; path="$2"; branch="$3"; new="$4"; from="$5"; run="$6"; uid="$7"
+"""
+    + _RESOLVE
+    + r"""
+# This Session's mark is written before it creates anything, so a local branch of
+# its name is then the one it made in an attempt that stopped midway.
+own=""
+[ "$(cat "$run/session-uid" 2>/dev/null)" != "$uid" ] || own=own
+mark() { mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid"; }
+git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit "$E_FETCH_FAILED"
+start=""
+if [ "$new" != "new" ]; then
+  # Only a branch will do: a tag or a commit would be checked out detached.
+  found=""
+  for r in "refs/remotes/origin/$branch" "refs/heads/$branch"; do
+    if git -C "$repo" show-ref --verify --quiet "$r"; then found=yes; break; fi
+  done
+  if [ -z "$found" ]; then
+    if git -C "$repo" show-ref --verify --quiet "refs/tags/$branch"; then
+      echo "named=tag"; exit "$E_NOT_A_BRANCH"
+    fi
+    if git -C "$repo" rev-parse --verify --quiet --end-of-options "$branch^{commit}" >/dev/null
+    then
+      echo "named=commit"; exit "$E_NOT_A_BRANCH"
+    fi
+    exit "$E_BRANCH_MISSING"
+  fi
+  echo "start="
+else
+  # newBranch only ever creates: a branch that exists is someone's work, unless
+  # this Session made it itself (an attempt that stopped mid-checkout).
+  where=""
+  if git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then where="local"; fi
+  if git -C "$repo" show-ref --verify --quiet "refs/remotes/origin/$branch"; then
+    where="${where:+$where,}origin"
+  fi
+  if [ -n "$where" ] && { [ "$own" != "own" ] || [ "$where" != "local" ]; }; then
+    echo "exists=$where"; exit "$E_BRANCH_EXISTS"
+  fi
+  if [ -z "$from" ]; then
+    from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
+    from="${from#origin/}"
+    [ -n "$from" ] || from=main
+  fi
+  echo "from=$from"
+  start="$(resolve "$from")" || exit "$E_FROM_MISSING"
+  echo "start=$start"
+fi
+# Decided: from here on the Session may change the pod.
 if [ -e "$path" ]; then
   top="$(git -C "$path" rev-parse --show-toplevel 2>/dev/null)" || exit "$E_PATH_TAKEN"
   [ "$top" = "$(cd "$path" && pwd -P)" ] || exit "$E_PATH_TAKEN"
@@ -243,6 +251,7 @@ if [ -e "$path" ]; then
   fi
   echo "added=no"
 elif [ -n "$start" ]; then
+  mark || exit "$E_MARK_FAILED"
   if ! err="$(git -C "$repo" worktree add --quiet --no-track -b "$branch" \
       -- "$path" "$start" 2>&1)"; then
     # This Session made the branch in an attempt that stopped before the worktree.
@@ -258,7 +267,7 @@ else
   git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit "$E_ADD_FAILED"
   echo "added=yes"
 fi
-mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid" || exit "$E_MARK_FAILED"
+mark || exit "$E_MARK_FAILED"
 echo "commit=$(git -C "$path" rev-parse --verify HEAD)"
 printf '%s\n' '--rdev-changes--'
 counts "$path" || exit "$E_UNREADABLE"
@@ -344,41 +353,23 @@ def parse_changes(stdout: str) -> tuple[int, int, int]:
     )
 
 
-def precheck(repo: str, branch: str, new: bool, from_ref: str | None, *, own: bool = False) -> Argv:
-    """fetch, then resolve the branch (or the new branch's start); prints key=value lines.
-
-    ``own``: this Session already recorded the branch as its own (a restart
-    mid-checkout), so a local branch of that name is the one it made.
-    """
-    return [
-        "sh",
-        "-c",
-        PRECHECK_SCRIPT,
-        "sh",
-        repo,
-        branch,
-        "new" if new else "",
-        from_ref or "",
-        "own" if own else "",
-    ]
-
-
 def checkout(
     repo: str,
     path: str,
     branch: str,
-    start: str | None,
     *,
+    new: bool,
+    from_ref: str | None,
     run_dir: str,
     uid: str,
-    own: bool = False,
 ) -> Argv:
-    """Create (or find) the worktree; prints added=, commit= and the workspace counts.
+    """Fetch, check the branch (or the new branch's start), then create (or find) the worktree.
 
-    The worktree is marked with the Session's UID (in its run folder): a Session
-    re-created under the same name adopts a worktree left behind only when it
-    holds no work. ``own``: this Session recorded the branch as its own, so an
-    existing local branch of that name is the one it made (see ``precheck``).
+    One exec; prints the findings, then added=, commit= and the workspace counts.
+    The worktree's run folder is marked with the Session's UID before anything is
+    created: a Session re-created under the same name adopts a worktree left behind
+    only when it holds no work, and a local branch of newBranch's name counts as
+    this Session's own only under its mark (an attempt that stopped midway).
     """
     return [
         "sh",
@@ -388,10 +379,10 @@ def checkout(
         repo,
         path,
         branch,
-        start or "",
+        "new" if new else "",
+        from_ref or "",
         run_dir,
         uid,
-        "own" if own else "",
     ]
 
 
@@ -506,7 +497,11 @@ class Precheck:
 
 
 def read_precheck(result: ExecResult) -> Precheck:
-    fields = parse_fields(result.stdout)
+    """What the checkout script decided before it changed anything (``read_checkout``: the rest).
+
+    ``Found.OK`` means it went on to place the worktree.
+    """
+    fields = parse_fields(result.stdout.partition("--rdev-changes--\n")[0])
     if result.returncode == Exit.BRANCH_MISSING:
         return Precheck(Found.BRANCH_MISSING)
     if result.returncode == Exit.FROM_MISSING:
@@ -516,9 +511,8 @@ def read_precheck(result: ExecResult) -> Precheck:
     if result.returncode == Exit.BRANCH_EXISTS:
         where = tuple(w for w in fields.get("exists", "").split(",") if w in ("local", "origin"))
         return Precheck(Found.EXISTS, where=where or ("local",))
-    if not result.ok:
-        step = "git fetch" if result.returncode == Exit.FETCH_FAILED else "the branch check"
-        return Precheck(Found.FAILED, detail=f"{step} failed with {result.describe()}")
+    if result.returncode == Exit.FETCH_FAILED:
+        return Precheck(Found.FAILED, detail=f"git fetch failed with {result.describe()}")
     return Precheck(Found.OK, start=fields.get("start") or None, from_ref=fields.get("from"))
 
 
@@ -555,7 +549,9 @@ def read_checkout(result: ExecResult) -> Checkout:
     if result.returncode == Exit.ADD_FAILED and checkout_refused_elsewhere(result.stderr):
         return Checkout(Placed.BRANCH_ELSEWHERE)
     if not result.ok or not fields.get("commit"):
-        return Checkout(Placed.FAILED, detail=f"git worktree add failed with {result.describe()}")
+        # "start=" ends the checks: a script stopped before it never reached the worktree.
+        step = "git worktree add" if "start" in fields else "the branch check"
+        return Checkout(Placed.FAILED, detail=f"{step} failed with {result.describe()}")
     return Checkout(
         Placed.OK,
         added=fields.get("added") == "yes",

@@ -11,73 +11,28 @@ real Lua, and must say what the GitOps table of docs/operations.md says.
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 
 from gitops_verdicts import DELETING, NO_STATUS, NOT_OBSERVED, argocd, gitops_table, kstatus
 from kubehelpers import (
     GROUP,
     PLURAL,
     VERSION,
+    Recorder,
     create_project_pod,
     create_session,
     get_session,
     git,
     patch_session,
     session_manifest,
+    slow_checkout,
     wait_condition,
     wait_for,
     wait_phase,
 )
 from rdev_api import Body
-
-
-class Recorder:
-    """Every version of every Session in the namespace, in the order the watch served them."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.custom = client.CustomObjectsApi(api)
-        self.namespace = namespace
-        self.versions: list[Body] = []
-        self.failure: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Recorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-        assert not self._thread.is_alive(), "the watch did not stop"
-
-    def _run(self) -> None:
-        rv = ""
-        try:
-            while not self._stop.is_set():
-                kwargs: dict[str, Any] = {"timeout_seconds": 2}
-                if rv:
-                    kwargs["resource_version"] = rv
-                for event in watch.Watch().stream(
-                    self.custom.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    **kwargs,
-                ):
-                    assert event["type"] != "ERROR", event["object"]
-                    obj = event["object"]
-                    rv = obj["metadata"]["resourceVersion"]
-                    self.versions.append(obj)
-        except BaseException as exc:
-            self.failure = exc
-
-    def of(self, name: str) -> list[Body]:
-        return [v for v in self.versions if v["metadata"]["name"] == name]
 
 
 def row_of(obj: Body) -> str:
@@ -108,6 +63,8 @@ def test_every_state_reads_right_in_kstatus_and_argocd(
     with Recorder(api, namespace) as rec:
         for project in ("shop", "other", "third", "fourth"):
             create_project_pod(api, namespace, project, repo)
+        # Checkouts slower than the operator's Provisioning delay: that phase is written.
+        slow_checkout(repo["repo"], 2)
         create_session(
             api, namespace, session_manifest("active", "shop", newBranch="g-active", webUI=True)
         )

@@ -20,7 +20,7 @@ from kubehelpers import (
     wait_phase,
 )
 
-EXEC_STEPS = ("precheck", "checkout", "webui-start", "end")
+EXEC_STEPS = ("checkout", "webui-start", "end")
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -99,10 +99,10 @@ def test_metrics_after_a_session_lifecycle(api, namespace, repo, operator):
     buckets = [
         v
         for labels, v in found["rdev_exec_duration_seconds_bucket"]
-        if labels.get("step") == "precheck"
+        if labels.get("step") == "checkout"
     ]
     assert buckets == sorted(buckets)
-    assert buckets[-1] == value(found, "rdev_exec_duration_seconds_count", step="precheck")
+    assert buckets[-1] == value(found, "rdev_exec_duration_seconds_count", step="checkout")
 
     restarts = get_session(api, namespace, "m1")["status"]["webUIRestarts"]
     assert value(found, "rdev_webui_restarts_total") == restarts >= 1

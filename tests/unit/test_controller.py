@@ -29,6 +29,7 @@ from session_operator.controller import (
 from session_operator.kube import KubeError
 from session_operator.queue import WorkQueue
 from session_operator.settings import Settings
+from session_operator.steps import checkout as checkout_step
 from session_operator.store import Store
 from session_operator.turns import choose_pod, pod_ready, queue_owner
 
@@ -262,6 +263,7 @@ class FakeKube:
         self.deleted_services: list[str] = []
         self.creds: dict[tuple[str, str], Body] = {}
         self.calls: list[tuple[str, str]] = []
+        self.service_gets: list[str] = []
         self.rv = 100
 
     def add_session(self, body: Body) -> Body:
@@ -310,6 +312,7 @@ class FakeKube:
         return True
 
     async def get_service(self, namespace: str, name: str) -> Body | None:
+        self.service_gets.append(name)
         return self.services.get((namespace, name))
 
     async def get_ingress(self, namespace: str, name: str) -> Body | None:
@@ -718,8 +721,7 @@ class FlakyExec:
         if self.failing:
             raise execresult.ExecError(f"exec into pod {pod} failed: stream broke")
         answers = {
-            "precheck": "start=\n",
-            "checkout": "added=yes\ncommit=abc123\n--rdev-changes--\nuncommitted=0\n",
+            "checkout": "start=\nadded=yes\ncommit=abc123\n--rdev-changes--\nuncommitted=0\n",
             "changes": "uncommitted=0\nuntracked=0\nunpushed=0\n",
         }
         return ExecResult(0, answers[step], "")
@@ -947,7 +949,7 @@ async def test_a_taken_project_lock_requeues_the_key_when_released_without_backo
     queue.done(key)
     h.controller.schedule(key, result)
     assert h.kube.sessions[key]["status"]["phase"] == "Active"
-    assert flaky.steps[:2] == ["precheck", "checkout"]
+    assert flaky.steps[0] == "checkout" and flaky.steps.count("checkout") == 1
 
 
 # Stalled re-checks back off: the gap doubles from the interval up to the max ----------
@@ -966,7 +968,7 @@ def test_recheck_delay_doubles_the_gap_up_to_the_max() -> None:
 
 
 class BranchCheck:
-    """Answers the precheck: the branch is missing (git exits 20) until ``missing`` is off."""
+    """Answers the checkout: the branch is missing (git exits 20) until ``missing`` is off."""
 
     def __init__(self) -> None:
         self.missing = True
@@ -983,7 +985,7 @@ class BranchCheck:
         timeout_s: float | None = None,
     ) -> ExecResult:
         self.steps.append(step)
-        if step == "precheck" and self.missing:
+        if step == "checkout" and self.missing:
             return ExecResult(20, "", "")
         return await FlakyExec.run(
             _ALWAYS_OK, namespace, pod, container, argv, step=step, timeout_s=timeout_s
@@ -1082,3 +1084,186 @@ def test_the_clone_url_is_there_exactly_while_active(phase: str, want: str | Non
     set_clone_url(ctx)
     assert ctx.status.clone_url == want
     assert ctx.dump().get("cloneURL") == want
+
+
+# The preview Service is created first: read only on a 409 or when the store knows the name
+@aio
+async def test_a_new_sessions_preview_service_is_created_without_a_read() -> None:
+    h = Harness([pod("shop-1", T1)])
+    h.controller.env.execs = _ALWAYS_OK
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert ("ns", "s1-preview") in h.kube.services
+    assert h.kube.service_gets == []  # one POST, no GET before it
+    # Known to the store as ours from then on: no request at all.
+    h.clock.now += timedelta(minutes=10)
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.service_gets == []
+
+
+@pytest.mark.parametrize("in_store", [False, True])
+def test_a_preview_name_held_by_another_object_stalls(in_store: bool) -> None:
+    asyncio.run(_preview_name_taken(in_store))
+
+
+async def _preview_name_taken(in_store: bool) -> None:
+    h = Harness([pod("shop-1", T1)])
+    h.controller.env.execs = _ALWAYS_OK
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    foreign = preview_service("s1", owner_uid="uid-someone-else")
+    h.kube.services[("ns", "s1-preview")] = foreign
+    if in_store:
+        h.store.services.put(foreign)
+    await h.reconcile(h.kube.sessions[key])
+    assert cond(h.kube.sessions[key], "Stalled")["reason"] == "PreviewNameTaken"
+    assert h.kube.services[("ns", "s1-preview")] is foreign
+    # Known to the store: read first (the create would fail); else the create's 409 reads it.
+    assert h.kube.service_gets == ["s1-preview"]
+
+
+@aio
+async def test_our_preview_service_unknown_to_the_store_is_found_by_the_409() -> None:
+    h = Harness([pod("shop-1", T1)])
+    h.controller.env.execs = _ALWAYS_OK
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    ours = preview_service("s1", owner_uid="uid-s1")
+    ours["spec"] = {"ports": [{"name": "preview", "port": 1, "targetPort": 1}]}
+    h.kube.services[("ns", "s1-preview")] = ours
+    patches: list[Any] = []
+
+    async def patch_service(namespace: str, name: str, patch: Any) -> Body | None:
+        patches.append(patch)
+        return None
+
+    h.kube.patch_service = patch_service  # type: ignore[method-assign]
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert h.kube.service_gets == ["s1-preview"]  # after the create's 409
+    ((first, *_),) = patches  # moved to the preview port, guarded by its UID
+    assert first["op"] == "test" and first["value"] == "svc-s1"
+
+
+# One checkout exec per Session; Provisioning written only when the checkout is slow ------
+class GatedExec(FlakyExec):
+    """Answers like FlakyExec; the checkout waits for ``release`` (set: it returns at once),
+    then exits with ``checkout_exit`` (20: the branch is missing)."""
+
+    def __init__(self, checkout_exit: int = 0) -> None:
+        super().__init__()
+        self.failing = False
+        self.release = asyncio.Event()
+        self.release.set()
+        self.running = asyncio.Event()
+        self.checkout_exit = checkout_exit
+
+    async def run(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None,
+        argv: Sequence[str],
+        *,
+        step: str,
+        timeout_s: float | None = None,
+    ) -> ExecResult:
+        if step == "checkout":
+            self.running.set()
+            await self.release.wait()
+            if self.checkout_exit:
+                self.steps.append(step)
+                return ExecResult(self.checkout_exit, "", "")
+        return await super().run(namespace, pod, container, argv, step=step, timeout_s=timeout_s)
+
+
+def phases(kube: FakeKube) -> list[str | None]:
+    return [p.get("phase") for p in kube.status_patches]
+
+
+@aio
+async def test_a_fast_checkout_goes_active_with_one_exec_and_one_status_write() -> None:
+    h = Harness([pod("shop-1", T1)])
+    execs = GatedExec()
+    h.controller.env.execs = execs
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    await h.reconcile(h.kube.sessions[key])
+    assert h.kube.sessions[key]["status"]["phase"] == "Active"
+    assert execs.steps == ["checkout"]  # fetch, branch check and worktree: one exec
+    assert phases(h.kube) == ["Active"]  # no Provisioning write before it
+
+
+def test_a_slow_checkout_writes_provisioning_while_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(checkout_step, "PROVISIONING_WRITE_DELAY_S", 0.01)
+    asyncio.run(asyncio.wait_for(_slow_checkout_writes_provisioning(), 10))
+
+
+async def _slow_checkout_writes_provisioning() -> None:
+    h = Harness([pod("shop-1", T1)])
+    execs = GatedExec()
+    execs.release.clear()
+    h.controller.env.execs = execs
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+    run = asyncio.create_task(h.reconcile(h.kube.sessions[key]))
+    await asyncio.wait_for(execs.running.wait(), 5)
+    for _ in range(500):  # the write comes after the delay, while the exec still runs
+        if h.kube.status_patches:
+            break
+        await asyncio.sleep(0.01)
+    assert not run.done()
+    (written,) = h.kube.status_patches
+    assert written["phase"] == "Provisioning"
+    assert written["provisioningSince"] == "2026-01-01T00:01:00Z"
+    assert written["provisioningStep"] == "fetch and checkout"
+    assert written["podName"] == "shop-1" and written["branch"] == "feature-a"
+    reconciling = next(c for c in written["conditions"] if c["type"] == "Reconciling")
+    assert (reconciling["status"], reconciling["reason"]) == ("True", "Provisioning")
+    execs.release.set()
+    await asyncio.wait_for(run, 5)
+    assert phases(h.kube) == ["Provisioning", "Active"]
+    status = h.kube.sessions[key]["status"]
+    assert "provisioningSince" not in status and "provisioningStep" not in status
+
+
+def test_a_finding_after_a_slow_check_leaves_the_status_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Provisioning was written while the check ran; the stall takes back what it recorded,
+    and its re-checks (as slow) write nothing more."""
+    monkeypatch.setattr(checkout_step, "PROVISIONING_WRITE_DELAY_S", 0.01)
+    asyncio.run(asyncio.wait_for(_finding_after_a_slow_check(), 10))
+
+
+async def _finding_after_a_slow_check() -> None:
+    h = Harness([pod("shop-1", T1)])
+    execs = GatedExec(checkout_exit=20)
+    execs.release.clear()
+    h.controller.env.execs = execs
+    key = ("ns", "s1")
+    h.kube.add_session(new_session())
+
+    async def slow_reconcile() -> None:
+        run = asyncio.create_task(h.reconcile(h.kube.sessions[key]))
+        await asyncio.wait_for(execs.running.wait(), 5)
+        await asyncio.sleep(0.1)
+        execs.release.set()
+        await asyncio.wait_for(run, 5)
+        execs.running.clear()
+        execs.release.clear()
+
+    await slow_reconcile()
+    assert phases(h.kube) == ["Provisioning", "Failed"]
+    status = h.kube.sessions[key]["status"]
+    assert cond(h.kube.sessions[key], "Stalled")["reason"] == "BranchNotFound"
+    assert "podName" not in status and "branch" not in status and "provisioningStep" not in status
+    assert all(c["type"] != "CheckoutReady" for c in status["conditions"])
+    h.clock.now += timedelta(minutes=1)
+    await slow_reconcile()  # the re-check: as slow, and no write
+    assert phases(h.kube) == ["Provisioning", "Failed"]
+    assert execs.steps == ["checkout", "checkout"]

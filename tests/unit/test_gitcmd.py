@@ -53,12 +53,54 @@ def repo(tmp_path: Path) -> dict[str, Path]:
     return {"repo": clone, "sessions": tmp_path / "sessions", "base": tmp_path}
 
 
+def precheck(
+    repo: str, branch: str, new: bool, from_ref: str | None, *, own: bool = False
+) -> list[str]:
+    """The checkout exec at a fresh path beside ``repo``: its findings come before any change.
+
+    ``own``: this Session's mark is in its run folder (an earlier attempt of its own).
+    """
+    base = Path(repo).parent / "sessions"
+    run_dir = base / ".rdev" / "chk"
+    if own:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "session-uid").write_text("uid-chk\n")
+    return gitcmd.checkout(
+        repo,
+        str(base / "chk"),
+        branch,
+        new=new,
+        from_ref=from_ref,
+        run_dir=str(run_dir),
+        uid="uid-chk",
+    )
+
+
+def head_fields(stdout: str) -> dict[str, str]:
+    """The key=value lines before the workspace counts."""
+    return gitcmd.parse_fields(stdout.partition("--rdev-changes--\n")[0])
+
+
 @pytest.mark.parametrize(
     "argv",
     [
-        gitcmd.precheck("/repo-x", EVIL[0], True, EVIL[1]),
         gitcmd.checkout(
-            "/repo-x", "/sess-x/x", EVIL[2], EVIL[3], run_dir="/sess-x/.rdev/x", uid="u"
+            "/repo-x",
+            "/sess-x/x",
+            EVIL[0],
+            new=True,
+            from_ref=EVIL[1],
+            run_dir="/sess-x/.rdev/x",
+            uid="u",
+        ),
+        gitcmd.checkout(
+            "/repo-x",
+            "/sess-x/x",
+            EVIL[2],
+            new=False,
+            from_ref=None,
+            run_dir="/sess-x/.rdev/x",
+            uid="u",
         ),
         gitcmd.end("/repo-x", "/sess-x/x", "/sess-x/.rdev/x", EVIL[2]),
         gitcmd.changes("/sess-x/x"),
@@ -68,7 +110,6 @@ def test_scripts_are_constant_and_values_positional(argv: list[str]) -> None:
     assert argv[:2] == ["sh", "-c"]
     script = argv[2]
     assert script in {
-        gitcmd.PRECHECK_SCRIPT,
         gitcmd.CHECKOUT_SCRIPT,
         gitcmd.END_SCRIPT,
         gitcmd.CHANGES_SCRIPT,
@@ -80,30 +121,33 @@ def test_scripts_are_constant_and_values_positional(argv: list[str]) -> None:
 
 
 def test_precheck_existing_branch(repo: dict[str, Path]) -> None:
-    out = run(gitcmd.precheck(str(repo["repo"]), "feature", False, None), repo["base"])
+    out = run(precheck(str(repo["repo"]), "feature", False, None), repo["base"])
     assert out.returncode == 0, out.stderr
-    assert gitcmd.parse_fields(out.stdout) == {"start": ""}
+    commit = git(repo["sessions"] / "chk", "rev-parse", "HEAD")
+    assert head_fields(out.stdout) == {"start": "", "added": "yes", "commit": commit}
 
 
 def test_precheck_missing_branch(repo: dict[str, Path]) -> None:
-    out = run(gitcmd.precheck(str(repo["repo"]), "nope", False, None), repo["base"])
+    out = run(precheck(str(repo["repo"]), "nope", False, None), repo["base"])
     assert out.returncode == 20
 
 
 def test_precheck_new_branch_starts_at_origin_default(repo: dict[str, Path]) -> None:
-    out = run(gitcmd.precheck(str(repo["repo"]), "topic/x", True, None), repo["base"])
+    out = run(precheck(str(repo["repo"]), "topic/x", True, None), repo["base"])
     assert out.returncode == 0, out.stderr
-    assert gitcmd.parse_fields(out.stdout) == {"from": "main", "start": "refs/remotes/origin/main"}
+    fields = head_fields(out.stdout)
+    assert fields.pop("commit") == git(repo["repo"], "rev-parse", "origin/main")
+    assert fields == {"from": "main", "start": "refs/remotes/origin/main", "added": "yes"}
 
 
 def test_precheck_missing_from_ref(repo: dict[str, Path]) -> None:
-    out = run(gitcmd.precheck(str(repo["repo"]), "topic/x", True, "gone"), repo["base"])
+    out = run(precheck(str(repo["repo"]), "topic/x", True, "gone"), repo["base"])
     assert out.returncode == 21
     assert gitcmd.parse_fields(out.stdout)["from"] == "gone"
 
 
 def test_precheck_fetch_failure(tmp_path: Path) -> None:
-    out = run(gitcmd.precheck(str(tmp_path / "none"), "feature", False, None), tmp_path)
+    out = run(precheck(str(tmp_path / "none"), "feature", False, None), tmp_path)
     assert out.returncode == 10
 
 
@@ -111,15 +155,29 @@ def _checkout(
     repo: dict[str, Path],
     name: str,
     branch: str,
-    start: str | None,
+    from_ref: str | None,
     *,
+    new: bool | None = None,
     uid: str = "uid-1",
     own: bool = False,
 ):
+    """Check ``branch`` out at ``name``: as newBranch from ``from_ref`` when one is given.
+
+    ``own``: the run folder already holds this Session's mark (an earlier attempt).
+    """
     path = repo["sessions"] / name
     run_dir = repo["sessions"] / ".rdev" / name
+    if own:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "session-uid").write_text(f"{uid}\n")
     argv = gitcmd.checkout(
-        str(repo["repo"]), str(path), branch, start, run_dir=str(run_dir), uid=uid, own=own
+        str(repo["repo"]),
+        str(path),
+        branch,
+        new=from_ref is not None if new is None else new,
+        from_ref=from_ref,
+        run_dir=str(run_dir),
+        uid=uid,
     )
     out = run(argv, repo["base"])
     head, _, state = out.stdout.partition("--rdev-changes--\n")
@@ -141,7 +199,7 @@ def test_checkout_existing_branch_is_idempotent(repo: dict[str, Path]) -> None:
 def test_checkout_new_branch_resumes_after_an_interrupted_attempt(repo: dict[str, Path]) -> None:
     # An earlier attempt of this Session created the branch but stopped before the worktree.
     git(repo["repo"], "branch", "topic/y", "origin/main")
-    out, _, _, path = _checkout(repo, "s2", "topic/y", "refs/remotes/origin/main", own=True)
+    out, _, _, path = _checkout(repo, "s2", "topic/y", "main", own=True)
     assert out.returncode == 0, out.stderr
     assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "topic/y"
 
@@ -150,9 +208,11 @@ def test_checkout_new_branch_never_takes_over_someone_elses_branch(
     repo: dict[str, Path],
 ) -> None:
     git(repo["repo"], "branch", "topic/theirs", "origin/main")
-    out, _, _, path = _checkout(repo, "s2b", "topic/theirs", "refs/remotes/origin/main")
-    assert out.returncode == 40
-    assert not path.exists()
+    before = git(repo["repo"], "for-each-ref", "refs/heads")
+    out, _, _, path = _checkout(repo, "s2b", "topic/theirs", "main")
+    assert out.returncode == gitcmd.Exit.BRANCH_EXISTS  # found before anything is made
+    assert not path.exists() and not (repo["sessions"] / ".rdev" / "s2b").exists()
+    assert git(repo["repo"], "for-each-ref", "refs/heads") == before
 
 
 @pytest.mark.parametrize(
@@ -169,7 +229,7 @@ def test_precheck_new_branch_that_exists_stalls(
         git(repo["repo"], "branch", "topic/taken", "origin/main")
     before = git(repo["repo"], "for-each-ref", "refs/heads")
     for own in (False, True):
-        argv = gitcmd.precheck(str(repo["repo"]), "topic/taken", True, None, own=own)
+        argv = precheck(str(repo["repo"]), "topic/taken", True, None, own=own)
         out = run(argv, repo["base"])
         checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
         if own and where == ("local",):
@@ -178,6 +238,30 @@ def test_precheck_new_branch_that_exists_stalls(
         else:
             assert checked.found == gitcmd.Found.EXISTS and checked.where == where
     assert git(repo["repo"], "for-each-ref", "refs/heads") == before  # nothing changed
+
+
+@pytest.mark.parametrize(
+    ("branch", "new", "from_ref", "code"),
+    [
+        ("nope", False, None, gitcmd.Exit.BRANCH_MISSING),
+        ("v1.0", False, None, gitcmd.Exit.NOT_A_BRANCH),
+        ("topic/x", True, "gone", gitcmd.Exit.FROM_MISSING),
+        ("feature", True, None, gitcmd.Exit.BRANCH_EXISTS),
+    ],
+)
+def test_a_finding_leaves_nothing_in_the_pod(
+    repo: dict[str, Path], branch: str, new: bool, from_ref: str | None, code: int
+) -> None:
+    """The checkout's one exec decides before it changes anything: no worktree, no branch,
+    no run folder, when the Session stalls on what it found."""
+    git(repo["repo"], "tag", "v1.0", "origin/feature")
+    refs = git(repo["repo"], "for-each-ref", "refs/heads")
+    trees = git(repo["repo"], "worktree", "list", "--porcelain")
+    out = run(precheck(str(repo["repo"]), branch, new, from_ref), repo["base"])
+    assert out.returncode == code, out.stderr
+    assert list(repo["sessions"].iterdir()) == []
+    assert git(repo["repo"], "for-each-ref", "refs/heads") == refs
+    assert git(repo["repo"], "worktree", "list", "--porcelain") == trees
 
 
 def test_a_worktree_left_by_another_session_is_adopted_only_when_empty(
@@ -191,10 +275,10 @@ def test_a_worktree_left_by_another_session_is_adopted_only_when_empty(
     assert done.placed == gitcmd.Placed.LEFT_BEHIND
     assert done.held is not None and done.held.untracked == 1
     assert (path / "draft.txt").read_text() == "work\n"
-    # Its own Session finds it again; claiming the branch does not claim the worktree.
+    # Its own Session finds it again; the other one still does not.
     out, _, _, _ = _checkout(repo, "re", "feature", None, uid="old")
     assert out.returncode == 0, out.stderr
-    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="new", own=True)
+    out, _, _, _ = _checkout(repo, "re", "feature", None, uid="new")
     assert out.returncode == 32
     (path / "draft.txt").unlink()
     out, _, _, _ = _checkout(repo, "re", "feature", None, uid="newer")
@@ -209,7 +293,7 @@ def test_checkout_path_taken_by_something_else(repo: dict[str, Path]) -> None:
 
 def test_checkout_path_holds_another_branch(repo: dict[str, Path]) -> None:
     _checkout(repo, "s4", "feature", None)
-    out, fields, _, _ = _checkout(repo, "s4", "topic/z", "refs/remotes/origin/main")
+    out, fields, _, _ = _checkout(repo, "s4", "topic/z", "main")
     assert out.returncode == 31 and fields["holds"] == "feature"
 
 
@@ -222,7 +306,7 @@ def test_checkout_branch_in_use_elsewhere(repo: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("evil", EVIL[2:])
 def test_shell_and_option_lookalikes_stay_names(repo: dict[str, Path], evil: str) -> None:
-    out, _, _, path = _checkout(repo, "s7", evil, "refs/remotes/origin/main")
+    out, _, _, path = _checkout(repo, "s7", evil, "main")
     assert out.returncode == 0, out.stderr
     assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == evil
     for folder in (repo["base"], repo["repo"], repo["sessions"], path):
@@ -230,7 +314,7 @@ def test_shell_and_option_lookalikes_stay_names(repo: dict[str, Path], evil: str
 
 
 def test_option_lookalike_is_not_an_option_to_precheck(repo: dict[str, Path]) -> None:
-    out = run(gitcmd.precheck(str(repo["repo"]), EVIL[0], False, None), repo["base"])
+    out = run(precheck(str(repo["repo"]), EVIL[0], False, None), repo["base"])
     assert out.returncode == 20  # looked up as a branch name, not run as --upload-pack
     assert not (repo["base"] / "PWNED").exists()
 
@@ -244,7 +328,7 @@ def _end(repo: dict[str, Path], path: Path, push: str | None = None, *, remove: 
 
 
 def test_end_keeps_work_and_removes_clean_worktrees(repo: dict[str, Path]) -> None:
-    _, _, _, dirty = _checkout(repo, "d", "topic/d", "refs/remotes/origin/main")
+    _, _, _, dirty = _checkout(repo, "d", "topic/d", "main")
     (dirty / "a.txt").write_text("changed\n")
     (dirty / "new.txt").write_text("new\n")
     _, (push, removed) = _end(repo, dirty)
@@ -254,13 +338,13 @@ def test_end_keeps_work_and_removes_clean_worktrees(repo: dict[str, Path]) -> No
     assert removed.held.describe() == "1 uncommitted file, 1 untracked file"
     assert (dirty / "new.txt").exists()
 
-    _, _, _, ahead = _checkout(repo, "u", "topic/u", "refs/remotes/origin/main")
+    _, _, _, ahead = _checkout(repo, "u", "topic/u", "main")
     git(ahead, "commit", "-q", "--allow-empty", "-m", "local")
     _, (_, removed) = _end(repo, ahead)
     assert removed.removal == gitcmd.Removal.KEPT and ahead.exists()
     assert removed.held is not None and removed.held.describe() == "1 unpushed commit"
 
-    _, _, _, clean = _checkout(repo, "c", "topic/c", "refs/remotes/origin/main")
+    _, _, _, clean = _checkout(repo, "c", "topic/c", "main")
     _, (_, untouched) = _end(repo, clean, remove=False)  # the end of a session keeps it
     assert untouched.removal == gitcmd.Removal.UNTOUCHED and clean.exists()
     out, (_, removed) = _end(repo, clean)
@@ -279,7 +363,7 @@ def _ignore(path: Path) -> None:
 
 
 def test_ignored_files_are_work(repo: dict[str, Path]) -> None:
-    _, _, _, path = _checkout(repo, "i", "topic/i", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "i", "topic/i", "main")
     _ignore(path)
     (path / ".env").write_text("SECRET=1\n")
     (path / "build").mkdir()
@@ -292,7 +376,7 @@ def test_ignored_files_are_work(repo: dict[str, Path]) -> None:
 
 
 def test_ignored_names_with_tabs_and_newlines_count_once(repo: dict[str, Path]) -> None:
-    _, _, _, path = _checkout(repo, "j", "topic/j", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "j", "topic/j", "main")
     (path / ".gitignore").write_text("*.log\n")
     git(path, "add", ".gitignore")
     git(path, "commit", "-q", "-m", "ignore")
@@ -307,11 +391,11 @@ def test_ignored_names_with_tabs_and_newlines_count_once(repo: dict[str, Path]) 
 
 @pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
 def test_edits_hidden_from_status_are_work(repo: dict[str, Path], flag: str) -> None:
-    _, _, _, path = _checkout(repo, "h", "topic/h", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "h", "topic/h", "main")
     git(path, "update-index", flag, "a.txt")
     _, (_, removed) = _end(repo, path)  # flagged but unchanged: nothing to lose
     assert removed.removal == gitcmd.Removal.REMOVED
-    _, _, _, path = _checkout(repo, "h2", "topic/h2", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "h2", "topic/h2", "main")
     git(path, "update-index", flag, "a.txt")
     (path / "a.txt").write_text("hidden edit\n")
     assert git(path, "status", "--porcelain") == ""  # invisible to status
@@ -322,10 +406,10 @@ def test_edits_hidden_from_status_are_work(repo: dict[str, Path], flag: str) -> 
 
 
 def test_stashes_made_in_the_worktree_are_work(repo: dict[str, Path]) -> None:
-    _, _, _, other = _checkout(repo, "o", "topic/o", "refs/remotes/origin/main")
+    _, _, _, other = _checkout(repo, "o", "topic/o", "main")
     (other / "a.txt").write_text("other\n")
     git(other, "stash", "-q")  # a stash of another branch does not hold this one
-    _, _, _, path = _checkout(repo, "st", "topic/st", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "st", "topic/st", "main")
     (path / "a.txt").write_text("stashed\n")
     git(path, "stash", "-q")
     _, (_, removed) = _end(repo, path)
@@ -337,7 +421,7 @@ def test_stashes_made_in_the_worktree_are_work(repo: dict[str, Path]) -> None:
 
 
 def test_an_unreadable_worktree_is_never_removed(repo: dict[str, Path]) -> None:
-    _, _, _, path = _checkout(repo, "b", "topic/b", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "b", "topic/b", "main")
     (path / ".git").write_text("gitdir: /nowhere\n")  # git cannot read it
     out, (_, removed) = _end(repo, path)
     assert removed.removal == gitcmd.Removal.FAILED, out.stdout
@@ -345,7 +429,7 @@ def test_an_unreadable_worktree_is_never_removed(repo: dict[str, Path]) -> None:
 
 
 def test_changes_counts(repo: dict[str, Path]) -> None:
-    _, _, _, path = _checkout(repo, "w", "topic/w", "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "w", "topic/w", "main")
     (path / "x.txt").write_text("x\n")
     git(path, "add", "x.txt")
     git(path, "commit", "-q", "-m", "x")
@@ -367,7 +451,7 @@ def test_checkout_refused_elsewhere() -> None:
 
 def test_precheck_refuses_a_tag_given_as_branch(repo: dict[str, Path]) -> None:
     git(repo["repo"], "tag", "v1.0", "origin/feature")
-    out = run(gitcmd.precheck(str(repo["repo"]), "v1.0", False, None), repo["base"])
+    out = run(precheck(str(repo["repo"]), "v1.0", False, None), repo["base"])
     checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
     assert checked.found == gitcmd.Found.NOT_A_BRANCH and checked.named == "tag"
 
@@ -375,7 +459,7 @@ def test_precheck_refuses_a_tag_given_as_branch(repo: dict[str, Path]) -> None:
 def test_precheck_refuses_a_commit_given_as_branch(repo: dict[str, Path]) -> None:
     sha = git(repo["repo"], "rev-parse", "origin/feature")
     for name in (sha, sha[:12], "origin/HEAD"):
-        out = run(gitcmd.precheck(str(repo["repo"]), name, False, None), repo["base"])
+        out = run(precheck(str(repo["repo"]), name, False, None), repo["base"])
         checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
         assert checked.found == gitcmd.Found.NOT_A_BRANCH, name
         assert checked.named == "commit"
@@ -383,13 +467,13 @@ def test_precheck_refuses_a_commit_given_as_branch(repo: dict[str, Path]) -> Non
 
 def test_a_tag_may_start_a_new_branch(repo: dict[str, Path]) -> None:
     git(repo["repo"], "tag", "v1.0", "origin/feature")
-    out = run(gitcmd.precheck(str(repo["repo"]), "topic/x", True, "v1.0"), repo["base"])
+    out = run(precheck(str(repo["repo"]), "topic/x", True, "v1.0"), repo["base"])
     assert out.returncode == 0, out.stderr
-    assert gitcmd.parse_fields(out.stdout)["start"] == "refs/tags/v1.0"
+    assert head_fields(out.stdout)["start"] == "refs/tags/v1.0"
 
 
 def test_failures_say_the_exit_code_and_the_last_lines(tmp_path: Path) -> None:
-    out = run(gitcmd.precheck(str(tmp_path / "none"), "feature", False, None), tmp_path)
+    out = run(precheck(str(tmp_path / "none"), "feature", False, None), tmp_path)
     checked = gitcmd.read_precheck(ExecResult(out.returncode, out.stdout, out.stderr))
     assert checked.found == gitcmd.Found.FAILED
     assert checked.detail.startswith("git fetch failed with exit code 10: ")
@@ -398,7 +482,7 @@ def test_failures_say_the_exit_code_and_the_last_lines(tmp_path: Path) -> None:
 
 
 def _worktree_with_a_commit(repo: dict[str, Path], branch: str) -> Path:
-    _, _, _, path = _checkout(repo, "s", branch, "refs/remotes/origin/main")
+    _, _, _, path = _checkout(repo, "s", branch, "main")
     (path / "done.txt").write_text("x\n")
     git(path, "add", "done.txt")
     git(path, *ENV, "commit", "-q", "-m", "done")
@@ -457,7 +541,7 @@ def test_activity_mark_changes_with_any_activity(repo: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize(
     "script",
-    [gitcmd.PRECHECK_SCRIPT, gitcmd.CHECKOUT_SCRIPT, gitcmd.END_SCRIPT, gitcmd.CHANGES_SCRIPT],
+    [gitcmd.CHECKOUT_SCRIPT, gitcmd.END_SCRIPT, gitcmd.CHANGES_SCRIPT],
 )
 def test_scripts_exit_only_with_the_codes_their_readers_name(script: str) -> None:
     """A script and its reader share ``gitcmd.Exit``: no bare code but 0, no unknown name."""
@@ -465,3 +549,11 @@ def test_scripts_exit_only_with_the_codes_their_readers_name(script: str) -> Non
     used = set(re.findall(r"\$E_([A-Z_]+)", script))
     assert used and used <= {code.name for code in gitcmd.Exit}
     assert "E_PATH_TAKEN=30\n" in script  # every name is defined before the script runs
+
+
+def test_a_failure_names_the_part_of_the_checkout_it_stopped_in() -> None:
+    stopped = ExecResult(gitcmd.Exit.TERMINATED, "", "")
+    assert gitcmd.read_precheck(stopped).found == gitcmd.Found.OK  # not a finding
+    assert gitcmd.read_checkout(stopped).detail.startswith("the branch check failed with ")
+    after = ExecResult(gitcmd.Exit.ADD_FAILED, "start=\n", "fatal: no space left")
+    assert gitcmd.read_checkout(after).detail.startswith("git worktree add failed with ")

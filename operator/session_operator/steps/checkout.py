@@ -2,21 +2,34 @@
 
 A Session decides whether it may hold the project before any exec: one waiting
 for its turn costs nothing in the pod (no fetch against a slow remote). With
-the turn, the precheck (fetch, does the branch exist) runs first, so a Session
-that cannot proceed stalls, which hands the project to the next in line.
+the turn, one exec fetches, checks the branch (exists, is a branch; newBranch
+does not exist yet) and only then places the worktree: a Session that cannot
+proceed stalls with nothing left in the pod, which hands the project to the
+next in line.
 """
 
 from __future__ import annotations
 
-from rdev_api.conditions import CHECKOUT_READY, is_true
-from rdev_api.execresult import ExecError
+import asyncio
+
+from rdev_api.conditions import CHECKOUT_READY, READY, STALLED, is_true
+from rdev_api.execresult import ExecError, ExecResult
 from rdev_api.models import Changes, Phase
 from rdev_api.reasons import Reason
 
 from .. import gitcmd
 from ..context import Ctx, Env, Halt, flush, parse_ts
-from ..gitcmd import Found, Placed
+from ..gitcmd import Found, Placed, Precheck
 from ..turns import queue_owner
+
+# How long a checkout may take before its Provisioning status is written, while it
+# runs. Most take well under a second (a fetch from a near remote, a worktree of a
+# small tree): those go from Pending straight to Active in one status write, as a
+# client doing only what the contract needs would. A slower one (a far remote, a big
+# tree, a hook) shows Provisioning within a second, which a person watching
+# `kubectl get sessions -w` reads as "under way", and which is written long before
+# any progress deadline (minutes) could pass.
+PROVISIONING_WRITE_DELAY_S = 1.0
 
 
 def checked_out(ctx: Ctx) -> bool:
@@ -43,15 +56,16 @@ async def ensure_checkout(ctx: Ctx, env: Env) -> None:
         # A new pod: whatever ran on the old one is not running here.
         ctx.status.web_ui = None
         env.webui_checked.pop(ctx.key, None)
-    start = await _precheck_and_take_turn(ctx, env)
-    await _checkout(ctx, env, start)
+    _take_turn(ctx, env)
+    await _checkout(ctx, env)
 
 
 def _busy_message(ctx: Ctx, owner: str) -> str:
     return f"project {ctx.spec.project} is in use by session {owner}; waiting for it to end"
 
 
-async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
+def _take_turn(ctx: Ctx, env: Env) -> None:
+    """Halt unless this Session may hold the project now: decided before any exec."""
     branch = ctx.spec.wanted_branch
     if branch in env.settings.protected_branches:
         raise Halt(
@@ -61,17 +75,11 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
     owner = queue_owner(ctx.name, sessions)
     if owner not in (None, ctx.name):
         raise Halt(Reason.PROJECT_BUSY, _busy_message(ctx, str(owner)))
-    ctx.step("fetch")
-    assert ctx.target is not None
-    argv = gitcmd.precheck(
-        ctx.target.repo,
-        branch,
-        bool(ctx.spec.new_branch),
-        ctx.spec.from_ref,
-        own=_recorded(ctx),
-    )
-    async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
-        checked = gitcmd.read_precheck(await env.run(ctx, argv, "precheck"))
+
+
+def _halt_on_finding(ctx: Ctx, checked: Precheck) -> None:
+    """What the checkout found before it changed anything in the pod, as a Halt."""
+    branch = ctx.spec.wanted_branch
     if checked.found == Found.BRANCH_MISSING:
         raise Halt(Reason.BRANCH_NOT_FOUND, f"branch {branch} does not exist on origin or locally")
     if checked.found == Found.NOT_A_BRANCH:
@@ -94,7 +102,6 @@ async def _precheck_and_take_turn(ctx: Ctx, env: Env) -> str | None:
         )
     if checked.found == Found.FAILED:
         raise ExecError(checked.detail)
-    return checked.start
 
 
 def _still_there(ctx: Ctx, env: Env) -> bool:
@@ -108,13 +115,6 @@ def _still_there(ctx: Ctx, env: Env) -> bool:
     return not meta.get("deletionTimestamp") and meta.get("uid") == then.get("uid")
 
 
-def _recorded(ctx: Ctx) -> bool:
-    """This Session's own status records the branch on this pod: it made what is there."""
-    status, target = ctx.status, ctx.target
-    assert target is not None
-    return status.branch == ctx.spec.wanted_branch and status.pod_name == target.name
-
-
 def check_progress_deadline(ctx: Ctx, env: Env) -> None:
     since = parse_ts(ctx.status.provisioning_since)
     if since and ctx.now - since > env.settings.progress_deadline:
@@ -125,12 +125,53 @@ def check_progress_deadline(ctx: Ctx, env: Env) -> None:
         )
 
 
-async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
+def _first_attempt(ctx: Ctx) -> bool:
+    """Not a re-check of a stall or a retry after a failure: those keep their status while
+    they run (a Provisioning write there would only flap the phase and restart the stall's
+    re-check backoff), and are written once they know the outcome."""
+    found = {c.get("type"): c for c in ctx.original.get("conditions") or []}
+    stalled = (found.get(STALLED) or {}).get("status") == "True"
+    return not stalled and (found.get(READY) or {}).get("reason") != Reason.EXEC_FAILED
+
+
+async def _announce_after(ctx: Ctx, env: Env, writing: asyncio.Event) -> None:
+    await asyncio.sleep(PROVISIONING_WRITE_DELAY_S)
+    writing.set()  # from here on the write is not cancelled: it is awaited to its end
+    try:
+        await flush(ctx, env)
+    except Exception:
+        # Only news: the write at the end of the reconcile carries the same and more.
+        ctx.log().warning("writing the Provisioning status failed", exc_info=True)
+
+
+async def _run_announcing(ctx: Ctx, env: Env, argv: list[str], announce: bool) -> ExecResult:
+    """Run the checkout exec; if ``announce`` and it outlasts the delay, write the
+    Provisioning status meanwhile (the draft as it stands, which the exec does not touch)."""
+    if not announce:
+        return await env.run(ctx, argv, "checkout")
+    writing = asyncio.Event()
+    announcer = asyncio.create_task(_announce_after(ctx, env, writing))
+    try:
+        return await env.run(ctx, argv, "checkout")
+    finally:
+        if not writing.is_set():
+            announcer.cancel()  # still asleep: a fast checkout writes nothing before its end
+        try:
+            await announcer
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this reconcile itself is being cancelled
+
+
+async def _checkout(ctx: Ctx, env: Env) -> None:
     target, status = ctx.target, ctx.status
     assert target is not None
     branch = ctx.spec.wanted_branch
-    # Read before the status is reset below: what this Session recorded as its own.
-    mine = _recorded(ctx)
+    ctx.step("fetch and checkout")
+    # The status as it was: what a finding (nothing done in the pod) leaves it at.
+    before = status.model_copy(deep=True)
+    announce = False
     if status.phase != Phase.PROVISIONING:
         status.provisioning_since = status.provisioning_since or ctx.stamp
         status.pod_name = target.name
@@ -138,24 +179,26 @@ async def _checkout(ctx: Ctx, env: Env, start: str | None) -> None:
         status.branch = branch
         status.checkout_path = None
         status.commit = None
-        ctx.step("checkout")
         ctx.summary(Reason.PROVISIONING, "checking out the branch")
         ctx.cond(CHECKOUT_READY, False, Reason.PROVISIONING, "checking out the branch")
-        # Persist before the slow part: the progress deadline counts from here,
-        # and a restarted operator sees the Session holds its project.
-        await flush(ctx, env)
+        announce = _first_attempt(ctx)
     check_progress_deadline(ctx, env)
     argv = gitcmd.checkout(
         target.repo,
         target.path,
         branch,
-        start,
+        new=bool(ctx.spec.new_branch),
+        from_ref=ctx.spec.from_ref,
         run_dir=target.run_dir,
         uid=ctx.uid,
-        own=mine,
     )
     async with env.project_locks.try_acquire((ctx.namespace, ctx.spec.project)):
-        done = gitcmd.read_checkout(await env.run(ctx, argv, "checkout"))
+        result = await _run_announcing(ctx, env, argv, announce)
+    checked = gitcmd.read_precheck(result)
+    if checked.found != Found.OK:
+        ctx.status = before
+        _halt_on_finding(ctx, checked)
+    done = gitcmd.read_checkout(result)
     if not _still_there(ctx, env):
         # A checkout on a pod being deleted is no place for work: never record it, so
         # the session (which nobody could use yet) goes on on another pod.

@@ -189,7 +189,12 @@ async def ensure_preview(ctx: Ctx, env: Env) -> None:
     known = cached if cached is not None and builders.owned_by(cached, ctx.uid) else None
     if known is None:
         ctx.step("create the preview Service")
-    current, created = await _claim(ctx, _services(env.kube), desired, known, read=True)
+    # Create first: a new Session's Service does not exist yet, and a 409 reads it. Only a
+    # name the store already shows held by another object is read before (one request
+    # instead of two), since the create would fail.
+    current, created = await _claim(
+        ctx, _services(env.kube), desired, known, read=cached is not None
+    )
     if created:
         env.store.services.put(current)
     elif builders.service_port(current) != port:
