@@ -29,10 +29,11 @@ from . import (
 from .app import App, ShardingRefused, check_server_shards
 from .informer import POD_SELECTOR, SERVICE_SELECTOR
 from .kopfstate import MemoryProgressStorage, NoDiffBase
-from .kube import login
+from .kube import LIST_PAGE, login
 from .settings import Settings, SettingsError, load_settings, unknown_variables
 
 log = logging.getLogger("session_operator")
+KOPF_IDLE_S = 1.0  # kopf's default is 5 s
 
 
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
@@ -48,6 +49,11 @@ def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> 
         # Every namespaced kind kopf watches, from this shard's namespaces only (the
         # peering objects are cluster-scoped and shared by the shards' replicas).
         kopf_settings.watching.shard_selectors[_namespaced] = selector
+    # kopf's own start-up LIST in pages too (kube.LIST_PAGE), not one answer of everything.
+    kopf_settings.watching.chunk_size = LIST_PAGE
+    # kopf runs a task per object while its events come, kept KOPF_IDLE_S after the
+    # last: at start-up that is one per object listed, all at once.
+    kopf_settings.queueing.idle_timeout = KOPF_IDLE_S
     kopf_settings.peering.clusterwide = True
     kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
     kopf_settings.peering.stealth = True

@@ -14,6 +14,7 @@ showed, so the Store keeps that apart (``watched``).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -56,13 +57,38 @@ def key_of(body: Body) -> Key:
     return (str(meta.get("namespace", "")), str(meta.get("name", "")))
 
 
+SHORT = 24  # strings up to this long are shared (interned): phases, reasons, names, "True"
+
+
+def fresh(value: Any) -> Any:
+    """A copy of JSON data made of new dicts and lists, keys and short strings shared.
+
+    What the store keeps would otherwise stay inside the parse tree of the watch
+    event or LIST page it came from, scattered between the parts it drops (managed
+    fields, kubectl's copies), and keep that memory from being reused; and each
+    object would carry its own copy of every key ("lastTransitionTime" four times a
+    Session) and of every "True".
+    """
+    if isinstance(value, dict):
+        return {_share(k): fresh(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fresh(v) for v in value]
+    if isinstance(value, str) and len(value) <= SHORT:
+        return sys.intern(value)
+    return value
+
+
+def _share(key: Any) -> Any:
+    return sys.intern(key) if isinstance(key, str) else key
+
+
 def slim_meta(
     meta: dict[str, Any], labels: tuple[str, ...], annotations: tuple[str, ...]
 ) -> dict[str, Any]:
-    out = {k: meta[k] for k in _KEEP_META if k in meta}
+    out = {k: fresh(meta[k]) for k in _KEEP_META if k in meta}
     for field, keep in (("labels", labels), ("annotations", annotations)):
         values = meta.get(field) or {}
-        kept = {k: values[k] for k in keep if k in values}
+        kept = {k: fresh(values[k]) for k in keep if k in values}
         if kept:
             out[field] = kept
     return out
@@ -71,8 +97,8 @@ def slim_meta(
 def slim_session(body: Body) -> Body:
     return {
         "metadata": slim_meta(body.get("metadata") or {}, SESSION_LABELS, SESSION_ANNOTATIONS),
-        "spec": body.get("spec") or {},
-        "status": body.get("status") or {},
+        "spec": fresh(body.get("spec") or {}),
+        "status": fresh(body.get("status") or {}),
     }
 
 
@@ -81,11 +107,13 @@ def slim_pod(body: Body) -> Body:
     status = body.get("status") or {}
     return {
         "metadata": slim_meta(body.get("metadata") or {}, POD_LABELS, POD_ANNOTATIONS),
-        "spec": {"containers": [{"name": c.get("name")} for c in spec.get("containers") or []]},
+        "spec": {
+            "containers": [{"name": fresh(c.get("name"))} for c in spec.get("containers") or []]
+        },
         "status": {
-            "phase": status.get("phase"),
+            "phase": fresh(status.get("phase")),
             "conditions": [
-                {"type": c.get("type"), "status": c.get("status")}
+                {"type": fresh(c.get("type")), "status": fresh(c.get("status"))}
                 for c in status.get("conditions") or []
             ],
         },
@@ -96,7 +124,10 @@ def slim_service(body: Body) -> Body:
     spec = body.get("spec") or {}
     return {
         "metadata": slim_meta(body.get("metadata") or {}, SERVICE_LABELS, SERVICE_ANNOTATIONS),
-        "spec": {"ports": spec.get("ports") or [], "selector": spec.get("selector") or {}},
+        "spec": {
+            "ports": fresh(spec.get("ports") or []),
+            "selector": fresh(spec.get("selector") or {}),
+        },
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from rdev_api import Body
 from session_operator.store import Store, slim_pod, slim_service, slim_session
@@ -101,3 +102,24 @@ def test_a_service_keeps_its_owner_and_the_labels_the_operator_reads() -> None:
     }
     assert "annotations" not in slim["metadata"]
     assert slim["spec"]["ports"] == service["spec"]["ports"]
+
+
+def test_what_the_store_keeps_is_fresh_and_shares_keys_and_short_strings() -> None:
+    """Kept data holds no dict or list of the parsed event (so its memory can be
+    reused whole), and every Session shares one copy of each key and short value."""
+    raw = json.loads(
+        '{"metadata": {"name": "s", "namespace": "n", "managedFields": [{"x": 1}]},'
+        ' "spec": {"project": "shop"},'
+        ' "status": {"phase": "Active", "conditions": [{"type": "Ready", "status": "True",'
+        ' "message": "a long message that no other Session has, word for word"}]}}'
+    )
+    kept = slim_session(raw)
+    assert kept["spec"] == raw["spec"] and kept["status"] == raw["status"]
+    assert kept["status"] is not raw["status"]
+    assert kept["status"]["conditions"] is not raw["status"]["conditions"]
+    assert kept["status"]["conditions"][0] is not raw["status"]["conditions"][0]
+    assert "managedFields" not in kept["metadata"]
+    condition = kept["status"]["conditions"][0]
+    assert next(k for k in condition if k == "status") is sys.intern("status")
+    assert condition["status"] is sys.intern("True")
+    assert kept["status"]["phase"] is sys.intern("Active")
