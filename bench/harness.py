@@ -29,8 +29,8 @@ RESULTS = ROOT / "bench" / "results"
 OPERATOR_USER = f"system:serviceaccount:{fixtures.SYSTEM_NS}:operator"
 FLOOR_USER = f"system:serviceaccount:{fixtures.SYSTEM_NS}:floor"
 MODES = {
-    "quick": {"n": 50, "idle": 100, "idle_low": 25, "queue": 20},
-    "full": {"n": 500, "idle": 2000, "idle_low": 500, "queue": 100},
+    "quick": {"n": 50, "idle": 100, "idle_low": 25, "queue": 20, "held": 25},
+    "full": {"n": 500, "idle": 2000, "idle_low": 500, "queue": 100, "held": 200},
 }
 MERGE = "application/merge-patch+json"
 log = logging.getLogger("bench")
@@ -87,6 +87,11 @@ class Harness:
     def name(self) -> str:
         a = self.args
         return str(a.name or (a.mode if a.n == MODES[a.mode]["n"] else f"{a.mode}-n{a.n}"))
+
+    @property
+    def workers(self) -> int:
+        """The operator's RDEV_WORKERS: the floor keeps as many Sessions in flight."""
+        return int(dict(kv.split("=", 1) for kv in self.args.operator_env).get("RDEV_WORKERS", 16))
 
     def path(self, ns: str) -> str:
         return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}"

@@ -149,6 +149,21 @@ class Idle:
 
 
 @dataclass
+class Held:
+    """A burst into the operator holding the idle phase's Active Sessions, and the floor's
+    burst beside it on the same API server (which holds them too)."""
+
+    held_sessions: int
+    held_burst_n: int
+    held_p99_ready_s: float | None
+    held_throughput_sessions_per_s: float
+    floor_held_p99_ready_s: float | None
+    floor_held_throughput_sessions_per_s: float
+    held_throughput_ratio_to_floor: float | None
+    held_cpu_ms_per_session: float | None
+
+
+@dataclass
 class Resume:
     """A fresh operator taking over every Active Session: time, execs, writes."""
 
@@ -181,6 +196,7 @@ class BenchResult:
     floor: FloorLifecycle | None = field(default=None, metadata=MEASURED)
     queue: Queue | None = field(default=None, metadata=MEASURED)
     idle: Idle | None = field(default=None, metadata=MEASURED)
+    held: Held | None = field(default=None, metadata=MEASURED)
     resume: Resume | None = field(default=None, metadata=MEASURED)
     mode: str = ""
     ok: bool = False

@@ -40,7 +40,16 @@ import time
 import report
 from harness import MODES, RESULTS, ROOT, Harness, log
 from kubeapi import now
-from phases import floor_lifecycle, idle, operator_lifecycle, queue, resume, setup, single
+from phases import (
+    floor_lifecycle,
+    held,
+    idle,
+    operator_lifecycle,
+    queue,
+    resume,
+    setup,
+    single,
+)
 from result import BenchResult
 
 
@@ -62,6 +71,8 @@ async def run(h: Harness) -> int:
             r.queue = await queue.run(h)
         if a.idle:
             r.idle = await idle.run(h)
+            if a.held:
+                r.held = await held.run(h, r.idle)
             r.resume = await resume.run(h, r.idle)
     except (Exception, asyncio.CancelledError):  # Ctrl-C too: tear down, write what we have
         log.exception("benchmark failed")
@@ -136,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         help="Active Sessions at the first RSS reading (default: 25 quick, 500 full)",
     )
     p.add_argument("--queue", type=int, help="Sessions in one project's queue (0: skip)")
+    p.add_argument(
+        "--held",
+        type=int,
+        help="a burst into the operator holding --idle Active, and the floor's beside it"
+        " (default: 25 quick, 200 full; 0: skip)",
+    )
     p.add_argument("--singles", type=int, default=10, help="sequential single Sessions")
     p.add_argument("--concurrency", type=int, default=32, help="parallel requests of the client")
     p.add_argument("--cluster-dir", default=str(ROOT / ".cluster-bench"))
@@ -159,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="results file name (default: the mode)")
     args = p.parse_args(argv)
     args.n = args.n if args.n is not None else MODES[args.mode]["n"]
-    for key in ("idle", "idle_low", "queue"):
+    for key in ("idle", "idle_low", "queue", "held"):
         if getattr(args, key) is None:
             setattr(args, key, MODES[args.mode][key])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")

@@ -23,8 +23,7 @@ async def run(h: Harness, op: OperatorLifecycle | None) -> FloorLifecycle:
     """The floor's lifecycle, and ``op``'s figures over its own."""
     assert h.floor_tracker
     by_project = dict(zip(projects(h.floor_pods), h.floor_pods, strict=True))
-    workers = int(dict(kv.split("=", 1) for kv in h.args.operator_env).get("RDEV_WORKERS", 16))
-    h.floor = FloorThread(Floor(h.floor_kube, h.floor_ns, by_project, h.webui_cmd, workers))
+    h.floor = FloorThread(Floor(h.floor_kube, h.floor_ns, by_project, h.webui_cmd, h.workers))
     await h.floor.start()
     floor_before = Counter(h.floor_kube.counts)
     cpu_before = h.floor.cpu_s()

@@ -44,8 +44,11 @@ async def run(h: Harness) -> Setup:
 
     started = now()
     h.single_pods = await asyncio.to_thread(pods_for, "sp", a.singles, "single")
-    h.op_pods = await asyncio.to_thread(pods_for, "pp", max(a.n, a.idle), "proj")
-    h.floor_pods = await asyncio.to_thread(pods_for, "fp", a.n, "fproj")
+    # The held burst's projects come after the idle phase's (still held) and, for the
+    # floor, after its lifecycle's (ended and deleted by then: free again).
+    held = a.held if a.idle else 0
+    h.op_pods = await asyncio.to_thread(pods_for, "pp", max(a.n, a.idle + held), "proj")
+    h.floor_pods = await asyncio.to_thread(pods_for, "fp", max(a.n, held), "fproj")
     h.queue_pods = []
     if a.queue:
         paths = await asyncio.to_thread(fixtures.make_repo, template, h.work / "pods" / "qp")

@@ -9,6 +9,7 @@ the least recently seen keys are dropped first.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 COMPONENT = "rdev-session-operator"
 MAX_MESSAGE = 1024
 
-# What makes two Events identical (client-go: source, object, type, reason, message).
-EventKey = tuple[str, str, str, str, str, str]
+# What makes two Events identical (client-go: source, object, type, reason, message); the
+# message by a 64-bit digest, so that thousands of remembered Events do not each keep
+# up to a KiB of text.
+EventKey = tuple[str, str, str, str, str, bytes]
 
 
 @dataclass
@@ -117,7 +120,8 @@ class EventRecorder:
         namespace = meta["namespace"]
         message = message[:MAX_MESSAGE]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        key = (namespace, meta["name"], str(meta.get("uid")), kind, reason, message)
+        digest = hashlib.blake2b(message.encode(), digest_size=8).digest()
+        key = (namespace, meta["name"], str(meta.get("uid")), kind, reason, digest)
         clock = time.monotonic()
         try:
             repeat = self.seen.repeat_of(key, clock)
