@@ -732,30 +732,42 @@ def capacity(
 ) -> dict[str, Any]:
     """Sessions per replica at the targets, and shards needed, from the measured figures.
 
-    Per-Session memory is the single replica's growth over the burst (RSS once idle minus
-    RSS before, both with every project pod already watched) over the Sessions it held;
-    the fixed part is the largest shard replica's RSS before its burst. A replica then holds
-    (150 MB - fixed) / per-Session Sessions; N shards hold N times that when the namespaces
-    spread evenly; with the measured spread the largest shard fills first, so N shards hold
-    that / (its share) Sessions."""
-    rep = single["replicas"][0]
-    per_kb = rep["kb_per_session"] or 0.0
-    fixed = max(r["rss_before_mb"] for r in sharded["replicas"])
+    Three readings of "fixed + per Session" (every figure with one project pod per Session,
+    watched from before the burst): (1) a least-squares line through the idle RSS of the
+    single replica and of each shard against the Sessions each held (five replicas, each
+    after a burst of its own size); (2) the single replica's growth over its burst per
+    Session, on top of the largest shard's RSS before its burst; (3) the target's 25 KB per
+    Session on top of that same RSS. A replica then holds (150 MB - fixed) / per-Session;
+    N shards hold N times that when the namespaces spread evenly; with the measured spread
+    the largest shard fills first, so they hold that divided by its share."""
+    reps = single["replicas"] + sharded["replicas"]
+    points = [(r["sessions_held"], r["rss_idle_mb"]) for r in reps if r["rss_idle_mb"]]
+    fit = statistics.linear_regression([p[0] for p in points], [p[1] for p in points])
+    before = max(r["rss_before_mb"] for r in sharded["replicas"])
     n = setup["shards"]
     skew = max(setup["sessions_per_shard"]) * n / max(sum(setup["sessions_per_shard"]), 1)
     out: dict[str, Any] = {
-        "kb_per_session_measured": per_kb,
-        "fixed_rss_mb": fixed,
+        "fit_fixed_mb": round(fit.intercept, 1),
+        "fit_kb_per_session": round(fit.slope * 1024, 1),
+        "fit_points": points,
+        "single_growth_kb_per_session": single["replicas"][0]["kb_per_session"],
+        "rss_before_burst_mb": before,
         "largest_shard_over_even": round(skew, 2),
         "rows": [],
     }
-    for label, kb in (("measured", per_kb), ("at 25 KB/Session", TARGET_KB_PER_SESSION)):
+    readings = (
+        ("line through 5 replicas", fit.intercept, fit.slope * 1024),
+        ("single replica's growth", before, out["single_growth_kb_per_session"] or 0.0),
+        ("target 25 KB/Session", before, TARGET_KB_PER_SESSION),
+    )
+    for label, fixed, kb in readings:
         per_replica = (
             int((TARGET_RSS_MB - fixed) * 1024 / kb) if kb > 0 and fixed < TARGET_RSS_MB else 0
         )
         row: dict[str, Any] = {
-            "per_session_kb": kb,
             "label": label,
+            "fixed_mb": round(fixed, 1),
+            "per_session_kb": round(kb, 1),
             "sessions_per_replica": per_replica,
         }
         for total in CAPACITY_FOR:
@@ -836,13 +848,14 @@ async def main(a: argparse.Namespace) -> int:
             Path(a.out).write_text(json.dumps(out, indent=2, default=sorted) + "\n")
     cap = out["capacity"]
     print(
-        f"capacity: {cap['kb_per_session_measured']} KB per Session measured, {cap['fixed_rss_mb']}"
-        f" MB fixed; Sessions per replica at {TARGET_RSS_MB:.0f} MB and shards for"
-        f" {', '.join(f'{t:,}' for t in CAPACITY_FOR)}:"
+        f"capacity: Sessions per replica at {TARGET_RSS_MB:.0f} MB and shards for"
+        f" {', '.join(f'{t:,}' for t in CAPACITY_FOR)} (largest shard"
+        f" {cap['largest_shard_over_even']}x an even share):"
     )
     for row in cap["rows"]:
         print(
-            f"  {row['label']}: {row['sessions_per_replica']} per replica; shards "
+            f"  {row['label']}: {row['fixed_mb']} MB + {row['per_session_kb']} KB/Session:"
+            f" {row['sessions_per_replica']} per replica; shards "
             + ", ".join(str(row[f"shards_for_{t}"]) for t in CAPACITY_FOR)
             + " (measured spread: "
             + ", ".join(str(row[f"shards_for_{t}_measured_spread"]) for t in CAPACITY_FOR)
