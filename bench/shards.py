@@ -44,6 +44,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from session_operator import gitcmd, shards  # noqa: E402 (the operator's own ha
 
 REPLICA_NS = "rdev-bench-shards"
 REPLICA_GROUP = f"system:serviceaccounts:{REPLICA_NS}"
+RESULTS = ROOT / "bench" / "results"
 PEERING_CRDS = ROOT / "manifests" / "base" / "kopf-peering-crds.yaml"
 CHECKOUT = fingerprint(gitcmd.CHECKOUT_SCRIPT)
 # A Session's children, by the suffix rdev_api.names gives their names.
@@ -609,12 +611,13 @@ class Bench:
 
             async def tick(stamps: dict[str, float]) -> None:
                 if leader.killed_at:
-                    if "acting_s" not in took and (await self.scrape(standby))["acting"]:
+                    if "acting_s" not in took and await self.acting(standby):
                         took["acting_s"] = now() - leader.killed_at
                     return
                 done = sum(1 for n_ in stamps if n_ in victims)
                 if done >= kill_when:
-                    leader.after = await self.scrape(leader)
+                    with contextlib.suppress(OSError):  # its figures, if it answers in time
+                        leader.after = await self.scrape(leader)
                     assert leader.op.proc is not None
                     leader.op.proc.send_signal(signal.SIGKILL)
                     leader.killed_at = now()
@@ -651,6 +654,10 @@ class Bench:
                     ),
                     default=None,
                 )
+            resumed = logged_after(
+                standby.op.log_path, "resuming: this instance acts", leader.killed_at
+            )
+            primed = logged_after(standby.op.log_path, "caches primed", leader.killed_at)
             limit = a.lifetime + 5
             result["failover"] = {
                 "killed": leader.name,
@@ -659,6 +666,10 @@ class Bench:
                 "shard_sessions": len(victims),
                 "active_at_kill": took["active_at_kill"],
                 "peering_lifetime_s": a.lifetime,
+                "standby_resuming_logged_after_s": round(resumed - leader.killed_at, 2)
+                if resumed
+                else None,
+                "standby_primed_after_s": round(primed - leader.killed_at, 2) if primed else None,
                 "standby_acting_after_s": round(took["acting_s"], 2),
                 "standby_first_write_after_s": round(first - leader.killed_at, 2)
                 if first
@@ -724,7 +735,19 @@ class Bench:
                     allow=(404,),
                 )
             await admin.close()
+        for log_file in self.work.glob("*.log"):  # the replicas' logs outlive the run
+            shutil.copy(log_file, RESULTS / f"shards-{log_file.name}")
         await asyncio.to_thread(shutil.rmtree, self.work, True)
+
+
+def logged_after(path: Path, text: str, after: float) -> float | None:
+    """When the operator first logged ``text`` after ``after`` (its log's local timestamps)."""
+    for line in path.read_text(errors="replace").splitlines():
+        if text in line and line.startswith("["):
+            stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            if stamp >= after:
+                return stamp
+    return None
 
 
 def capacity(
@@ -757,7 +780,11 @@ def capacity(
     }
     readings = (
         ("line through 5 replicas", fit.intercept, fit.slope * 1024),
-        ("single replica's growth", before, out["single_growth_kb_per_session"] or 0.0),
+        (
+            "single replica's growth, pods not counted",
+            before,
+            out["single_growth_kb_per_session"] or 0.0,
+        ),
         ("target 25 KB/Session", before, TARGET_KB_PER_SESSION),
     )
     for label, fixed, kb in readings:
@@ -806,11 +833,30 @@ def table(result: dict[str, Any], single_rss: float | None) -> str:
         f = result["failover"]
         lines.append(
             f"  failover: {f['killed']} SIGKILLed with {f['active_at_kill']}/{f['shard_sessions']}"
-            f" Active; {f['standby']} acting after {f['standby_acting_after_s']} s, first write"
+            f" Active; {f['standby']} logged resuming after {f['standby_resuming_logged_after_s']}"
+            f" s, primed after {f['standby_primed_after_s']} s, acting after"
+            f" {f['standby_acting_after_s']} s, first write"
             f" after {f['standby_first_write_after_s']} s (limit {f['limit_s']} s:"
             f" {'PASS' if f['within_limit'] else 'MISS'}); all Active: {f['all_active']}"
         )
     return "\n".join(lines)
+
+
+def print_capacity(cap: dict[str, Any]) -> None:
+    print(
+        f"capacity: Sessions per replica at {TARGET_RSS_MB:.0f} MB and shards for"
+        f" {', '.join(f'{t:,}' for t in CAPACITY_FOR)} (largest shard"
+        f" {cap['largest_shard_over_even']}x an even share):"
+    )
+    for row in cap["rows"]:
+        print(
+            f"  {row['label']}: {row['fixed_mb']} MB + {row['per_session_kb']} KB/Session:"
+            f" {row['sessions_per_replica']} per replica; shards "
+            + ", ".join(str(row[f"shards_for_{t}"]) for t in CAPACITY_FOR)
+            + " (measured spread: "
+            + ", ".join(str(row[f"shards_for_{t}_measured_spread"]) for t in CAPACITY_FOR)
+            + ")"
+        )
 
 
 async def main(a: argparse.Namespace) -> int:
@@ -827,40 +873,30 @@ async def main(a: argparse.Namespace) -> int:
             )
         setup = await bench.setup()
         out["setup"] = setup
-        layouts = []
-        single = await bench.single()
-        single_rss = single["replicas"][0]["rss_idle_mb"]
-        print(table(single, single_rss), flush=True)
-        layouts.append(single)
-        sharded = await bench.sharded()
-        print(table(sharded, single_rss), flush=True)
-        layouts.append(sharded)
-        out["layouts"] = layouts
-        out["capacity"] = capacity(single, sharded, setup)
-        if not a.no_failover:
+        out["layouts"] = layouts = []
+        single_rss = None
+        if "single" in a.layouts:
+            single = await bench.single()
+            single_rss = single["replicas"][0]["rss_idle_mb"]
+            print(table(single, single_rss), flush=True)
+            layouts.append(single)
+        if "sharded" in a.layouts:
+            sharded = await bench.sharded()
+            print(table(sharded, single_rss), flush=True)
+            layouts.append(sharded)
+            if "single" in a.layouts:
+                out["capacity"] = capacity(single, sharded, setup)
+        if "failover" in a.layouts:
             failover = await bench.failover(setup)
             print(table(failover, single_rss), flush=True)
             layouts.append(failover)
     finally:
         await bench.teardown()
         out["duration_s"] = round(time.monotonic() - started, 1)
-        if a.out and "layouts" in out:
+        if a.out and out.get("layouts"):
             Path(a.out).write_text(json.dumps(out, indent=2, default=sorted) + "\n")
-    cap = out["capacity"]
-    print(
-        f"capacity: Sessions per replica at {TARGET_RSS_MB:.0f} MB and shards for"
-        f" {', '.join(f'{t:,}' for t in CAPACITY_FOR)} (largest shard"
-        f" {cap['largest_shard_over_even']}x an even share):"
-    )
-    for row in cap["rows"]:
-        print(
-            f"  {row['label']}: {row['fixed_mb']} MB + {row['per_session_kb']} KB/Session:"
-            f" {row['sessions_per_replica']} per replica; shards "
-            + ", ".join(str(row[f"shards_for_{t}"]) for t in CAPACITY_FOR)
-            + " (measured spread: "
-            + ", ".join(str(row[f"shards_for_{t}_measured_spread"]) for t in CAPACITY_FOR)
-            + ")"
-        )
+    if "capacity" in out:
+        print_capacity(out["capacity"])
     print(f"run: {out['duration_s']} s in all", flush=True)
     failed = [
         layout["layout"]
@@ -889,7 +925,13 @@ if __name__ == "__main__":
         default=0.4,
         help="kill the leader at this share of its shard Active",
     )
-    parser.add_argument("--no-failover", action="store_true", help="skip the failover layout")
+    parser.add_argument(
+        "--layouts",
+        type=lambda text: set(text.split(",")),
+        default={"single", "sharded", "failover"},
+        help="which to run, comma-separated: single,sharded,failover (the capacity table"
+        " needs the first two)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=3600, help="bound of each burst and delete"
     )
