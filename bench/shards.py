@@ -657,7 +657,9 @@ class Bench:
             resumed = logged_after(
                 standby.op.log_path, "resuming: this instance acts", leader.killed_at
             )
-            primed = logged_after(standby.op.log_path, "caches primed", leader.killed_at)
+            # kopf's own watches resume first; the operator's gate then lists the shard again
+            # (``resuming`` is logged before that list), and only then acts.
+            kopf = logged_after(standby.op.log_path, "Resuming operations", leader.killed_at)
             limit = a.lifetime + 5
             result["failover"] = {
                 "killed": leader.name,
@@ -669,7 +671,7 @@ class Bench:
                 "standby_resuming_logged_after_s": round(resumed - leader.killed_at, 2)
                 if resumed
                 else None,
-                "standby_primed_after_s": round(primed - leader.killed_at, 2) if primed else None,
+                "standby_kopf_resumed_after_s": round(kopf - leader.killed_at, 2) if kopf else None,
                 "standby_acting_after_s": round(took["acting_s"], 2),
                 "standby_first_write_after_s": round(first - leader.killed_at, 2)
                 if first
@@ -834,7 +836,7 @@ def table(result: dict[str, Any], single_rss: float | None) -> str:
         lines.append(
             f"  failover: {f['killed']} SIGKILLed with {f['active_at_kill']}/{f['shard_sessions']}"
             f" Active; {f['standby']} logged resuming after {f['standby_resuming_logged_after_s']}"
-            f" s, primed after {f['standby_primed_after_s']} s, acting after"
+            f" s (kopf {f['standby_kopf_resumed_after_s']} s), acting after"
             f" {f['standby_acting_after_s']} s, first write"
             f" after {f['standby_first_write_after_s']} s (limit {f['limit_s']} s:"
             f" {'PASS' if f['within_limit'] else 'MISS'}); all Active: {f['all_active']}"
