@@ -8,6 +8,7 @@ included. A request is one auditID (long-running ones log two stages).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _LINE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
@@ -58,6 +60,10 @@ class AuditRequest:
     t: float
     code: int
     detail: str = ""
+    namespace: str = ""
+    name: str = ""
+    command: str = ""  # an exec's argv, long arguments as <sha1:…> (see short_argv)
+    subject: str = ""  # an Event's: the kind/name it is about (logged at level Request)
 
     @property
     def is_exec(self) -> bool:
@@ -137,10 +143,44 @@ class AuditLog:
                 t=_ts(ev.get("requestReceivedTimestamp") or ev.get("stageTimestamp")),
                 code=int((ev.get("responseStatus") or {}).get("code") or 0),
                 detail=_detail(ref.get("resource", ""), ev.get("requestObject")),
+                namespace=ref.get("namespace", ""),
+                name=ref.get("name") or _name(ev.get("requestObject")),
+                command=short_argv(ev.get("requestURI", ""))
+                if ref.get("subresource") == "exec"
+                else "",
+                subject=_subject(ev.get("requestObject")),
             )
 
     def select(self, user: str, start: float, end: float) -> list[AuditRequest]:
         return [r for r in self.requests.values() if r.user == user and start <= r.t < end]
+
+
+def fingerprint(arg: str) -> str:
+    """How short_argv writes an argument longer than 80 characters (a script)."""
+    return f"<sha1:{hashlib.sha1(arg.encode()).hexdigest()[:10]}>"
+
+
+def short_argv(uri: str) -> str:
+    """An exec's argv from its request URI (``command=`` parameters), scripts fingerprinted,
+    so that thousands of logged execs keep no copy of the scripts they ran."""
+    query = parse_qs(urlsplit(uri).query).get("command", [])
+    return " ".join(arg if len(arg) <= 80 else fingerprint(arg) for arg in query)
+
+
+def _name(obj: object) -> str:
+    """A logged create's object name (its objectRef may not carry it)."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
+
+
+def _subject(obj: object) -> str:
+    """``Kind/name`` of what a logged Event is about; empty for anything else."""
+    if not isinstance(obj, dict):
+        return ""
+    about = obj.get("involvedObject") or obj.get("regarding")
+    if not isinstance(about, dict) or obj.get("kind") != "Event":
+        return ""
+    return f"{about.get('kind', '')}/{about.get('name', '')}"
 
 
 def _detail(resource: str, obj: object) -> str:

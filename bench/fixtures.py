@@ -99,8 +99,10 @@ async def ensure_service_cidr(kube: Kube) -> None:
     raise RuntimeError(f"ServiceCIDR {SERVICE_CIDR} not Ready after 20s")
 
 
-async def token_for(kube: Kube, ident: str, seconds: int = 86400) -> str:
-    path = f"/api/v1/namespaces/{SYSTEM_NS}/serviceaccounts/{ident}/token"
+async def token_for(
+    kube: Kube, ident: str, seconds: int = 86400, namespace: str = SYSTEM_NS
+) -> str:
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{ident}/token"
     body = {
         "apiVersion": "authentication.k8s.io/v1",
         "kind": "TokenRequest",
@@ -190,9 +192,14 @@ def make_template(base: Path) -> Path:
     return template
 
 
-def make_repo(template: Path, dest: Path) -> dict[str, str]:
-    """A project's clone (a copy of the template) and its worktree root."""
-    shutil.copytree(template, dest / "repo", symlinks=True)
+def make_repo(template: Path, dest: Path, *, link: bool = False) -> dict[str, str]:
+    """A project's clone (a copy of the template) and its worktree root.
+
+    ``link`` hard-links the files instead of copying them (thousands of pods): git
+    replaces a file through a lock file and a rename, never writes one in place, so
+    the clones stay independent."""
+    copy = os.link if link else shutil.copy2
+    shutil.copytree(template, dest / "repo", symlinks=True, copy_function=copy)
     (dest / "sessions").mkdir(parents=True)
     return {"repo": str(dest / "repo"), "sessions": str(dest / "sessions")}
 

@@ -8,6 +8,10 @@
 #   hack/bench.sh --quick --keep     leave the bench cluster up afterwards (a warm start next time)
 #   hack/bench.sh --quick --no-audit start the cluster without the audit log (counts then
 #                                    come from apiserver_request_total, less exactly)
+#   hack/bench.sh --shards           1 replica against 4 shards, and a failover: 8,000
+#                                    Active Sessions in 80 namespaces (make bench-shards);
+#                                    --sessions N to scale down, other flags to
+#                                    bench/shards.py (--help)
 #   hack/bench.sh down               stop the bench cluster
 #
 # The cluster is started if it is not up, with bench/audit-policy.yaml unless
@@ -33,6 +37,7 @@ while (($#)); do
   case "$1" in
     --quick) mode=quick ;;
     --full) mode=full ;;
+    --shards) mode=shards ;;
     --keep) keep=1 ;;
     --no-audit) audit=0 ;;
     down) bash hack/controlplane.sh down; exit 0 ;;
@@ -43,7 +48,7 @@ done
 
 [[ -x $PY ]] || { echo "bench: $PY missing; run make setup" >&2; exit 2; }
 # The optional "bench" extra (matplotlib for the plot, py-spy for --profile).
-if ! "$PY" -c "import matplotlib" >/dev/null 2>&1; then
+if [[ $mode != shards ]] && ! "$PY" -c "import matplotlib" >/dev/null 2>&1; then
   .venv/bin/pip install --quiet -e ".[bench]"
 fi
 
@@ -58,6 +63,12 @@ else
   if ((audit)); then
     export RDEV_AUDIT_POLICY="$PWD/bench/audit-policy.yaml"
   fi
+  if [[ $mode == shards ]]; then
+    # The shards serve their slices through the API server's sharded watch; the audit
+    # log is how bench/shards.py tells which replica wrote what, so it is not optional.
+    [[ -n ${RDEV_AUDIT_POLICY:-} ]] || { echo "bench: --shards needs the audit log" >&2; exit 2; }
+    export RDEV_KUBE_FEATURE_GATES="ShardedListAndWatch=true"
+  fi
   timeout 600 bash hack/controlplane.sh up
   started=1
 fi
@@ -71,11 +82,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The quick run is bounded at 15 minutes and the full one at 2 hours; run.py
-# bounds every wait of its own and stops every process it started.
-limit=$([[ $mode == full ]] && echo 7200 || echo 900)
+# The quick run is bounded at 15 minutes, the full one at 2 hours and the shards'
+# at 4; run.py and shards.py bound every wait of their own and stop every process
+# they started.
+limit=$(case $mode in full) echo 7200 ;; shards) echo 14400 ;; *) echo 900 ;; esac)
 rc=0
-timeout --signal=INT --kill-after=60 "$limit" \
-  "$PY" bench/run.py --mode "$mode" --cluster-dir "$RDEV_CLUSTER_DIR" "${args[@]}" || rc=$?
+if [[ $mode == shards ]]; then
+  timeout --signal=INT --kill-after=60 "$limit" \
+    "$PY" bench/shards.py --cluster-dir "$RDEV_CLUSTER_DIR" "${args[@]}" || rc=$?
+else
+  timeout --signal=INT --kill-after=60 "$limit" \
+    "$PY" bench/run.py --mode "$mode" --cluster-dir "$RDEV_CLUSTER_DIR" "${args[@]}" || rc=$?
+fi
 ((started)) && echo "bench: the cluster was started cold for this run" >&2
 exit "$rc"
