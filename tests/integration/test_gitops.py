@@ -28,8 +28,9 @@ def _apply(kubeconfig: str, namespace: str, manifest: dict, *extra: str) -> str:
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
+        check=False,
     )
+    assert out.returncode == 0, out.stderr
     return out.stdout
 
 
