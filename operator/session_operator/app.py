@@ -67,6 +67,7 @@ class App:
         gate = Gate(priority)
         informer = Informer(kube, store, queue, shards.shard_selector(index, count))
         app = cls(settings, kube, execs, env, queue, Controller(env, queue), informer, gate)
+        metrics.bind(str(index))
         metrics.register_gauges(store, gate.open.is_set, str(index))
         return app
 

@@ -180,8 +180,8 @@ class Controller:
             )
             return Result(failed=True)
         finally:
-            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
-            metrics.RECONCILE_TOTAL.labels(result=outcome).inc()
+            metrics.bound().reconcile_duration.observe(time.monotonic() - started)
+            metrics.bound().reconciled(outcome).inc()
 
     async def _reconcile(self, body: Body) -> Result:
         now = self.clock()

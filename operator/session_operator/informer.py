@@ -59,7 +59,7 @@ class Informer:
         return counts
 
     def observe_session(self, event_type: str | None, body: Body) -> None:
-        metrics.WATCH_EVENTS.labels(kind="session").inc()
+        metrics.bound().watch_events["session"].inc()
         key, old, new = _ingest(
             self.store.sessions, self.store.watched_sessions, event_type, body, session_state
         )
@@ -69,7 +69,7 @@ class Informer:
             self.on_session_gone(str((body.get("metadata") or {}).get("uid", "")))
 
     def observe_pod(self, event_type: str | None, body: Body) -> None:
-        metrics.WATCH_EVENTS.labels(kind="pod").inc()
+        metrics.bound().watch_events["pod"].inc()
         cached = self.store.pods.get(key_of(body))
         known = pod_state(cached) if cached is not None else None
         key, old, new = _ingest(
@@ -79,7 +79,7 @@ class Informer:
             self.queue.add(target)
 
     def observe_service(self, event_type: str | None, body: Body) -> None:
-        metrics.WATCH_EVENTS.labels(kind="service").inc()
+        metrics.bound().watch_events["service"].inc()
         key = key_of(body)
         if event_type != "DELETED":
             self.store.services.put(body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -12,32 +12,38 @@ from rdev_api.models import Phase
 if TYPE_CHECKING:
     from .store import Store
 
-# The gauges carry the replica's shard (RDEV_SHARD; "0" unsharded), so a dashboard can
-# sum Sessions per shard; counters and histograms are per pod, as Prometheus scrapes them.
+# Every metric carries the replica's shard (RDEV_SHARD; "0" unsharded), so a dashboard
+# can sum per shard whatever the pods are called; ``bind`` sets it once at start-up.
+SHARD = "shard"
 SESSIONS = Gauge(
     "rdev_sessions", "Sessions known to the operator, by phase and shard.", ["phase", "shard"]
 )
 RECONCILE_DURATION = Histogram(
     "rdev_reconcile_duration_seconds",
     "Time one reconcile of a Session took.",
+    [SHARD],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-RECONCILE_TOTAL = Counter("rdev_reconcile_total", "Reconciles of Sessions, by result.", ["result"])
+RECONCILE_TOTAL = Counter(
+    "rdev_reconcile_total", "Reconciles of Sessions, by result.", ["result", SHARD]
+)
 EXEC_DURATION = Histogram(
     "rdev_exec_duration_seconds",
     "Time an exec into a project pod took, by step.",
-    ["step"],
+    ["step", SHARD],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 EXEC_TOTAL = Counter(
-    "rdev_exec_total", "Execs into project pods, by step and outcome.", ["step", "outcome"]
+    "rdev_exec_total", "Execs into project pods, by step and outcome.", ["step", "outcome", SHARD]
 )
 WATCH_EVENTS = Counter(
     "rdev_watch_events_total",
     "Watch events this replica received, by kind (session, pod, service).",
-    ["kind"],
+    ["kind", SHARD],
 )
-WEBUI_RESTARTS = Counter("rdev_webui_restarts_total", "Web UIs found dead and started again.")
+WEBUI_RESTARTS = Counter(
+    "rdev_webui_restarts_total", "Web UIs found dead and started again.", [SHARD]
+)
 SESSIONS_EXPIRING_SOON = Gauge(
     "rdev_sessions_expiring_soon",
     "Live Sessions within RDEV_EXPIRY_WARNING of their expiry or idle stop.",
@@ -49,6 +55,44 @@ ACTIVE = Gauge(
     " peering), else 0.",
     ["shard"],
 )
+
+
+class Shard:
+    """The replica's shard label, and the series the hot paths count on, bound once."""
+
+    def __init__(self, shard: str = "0") -> None:
+        self.shard = shard
+        self.watch_events = {
+            kind: WATCH_EVENTS.labels(kind=kind, shard=shard)
+            for kind in ("session", "pod", "service")
+        }
+        self.reconcile_duration = RECONCILE_DURATION.labels(shard=shard)
+        self.webui_restarts = WEBUI_RESTARTS.labels(shard=shard)
+
+    def reconciled(self, result: str) -> Any:
+        return RECONCILE_TOTAL.labels(result=result, shard=self.shard)
+
+    def exec_duration(self, step: str) -> Any:
+        return EXEC_DURATION.labels(step=step, shard=self.shard)
+
+    def exec_total(self, step: str, outcome: str) -> Any:
+        return EXEC_TOTAL.labels(step=step, outcome=outcome, shard=self.shard)
+
+
+_bound: Shard | None = None
+
+
+def bind(shard: str) -> Shard:
+    """Label every metric of this process with ``shard`` (App.create, before any count)."""
+    global _bound
+    _bound = Shard(shard)
+    return _bound
+
+
+def bound() -> Shard:
+    """The bound series; shard "0" where nothing bound them (tools, unit tests). Created on
+    first use, so a replica of shard 1 never shows empty series of shard 0."""
+    return _bound or bind("0")
 
 
 def register_gauges(store: Store, active: Callable[[], bool], shard: str = "0") -> None:

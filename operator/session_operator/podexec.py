@@ -124,8 +124,8 @@ class PodExec:
             outcome = "ok" if result.ok else "nonzero"
             return result
         finally:
-            metrics.EXEC_DURATION.labels(step=step).observe(time.monotonic() - started)
-            metrics.EXEC_TOTAL.labels(step=step, outcome=outcome).inc()
+            metrics.bound().exec_duration(step).observe(time.monotonic() - started)
+            metrics.bound().exec_total(step, outcome).inc()
 
     async def _run(
         self, namespace: str, pod: str, container: str | None, argv: list[str], step: str

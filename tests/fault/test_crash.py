@@ -146,4 +146,4 @@ def test_dead_web_ui_is_restarted_and_reported(api, namespace, repo, operator):
     wait_for(restarted, timeout=60, what="web UI restarted")
     new_pid = int(pidfile.read_text())
     assert new_pid != pid and process_alive(new_pid)
-    assert "rdev_webui_restarts_total 1.0" in operator.metrics()
+    assert 'rdev_webui_restarts_total{shard="0"} 1.0' in operator.metrics()

@@ -828,7 +828,7 @@ def test_packaged_operator_runs_as_non_root_on_a_read_only_root(
         patch_session(api, namespace, "ro1", {"checkin": {"skipReview": True}})
         wait_phase(api, namespace, "ro1", "Ended", timeout=60)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as resp:
-            assert b'rdev_exec_total{outcome="ok",step="checkout"} 1.0' in resp.read()
+            assert b'rdev_exec_total{outcome="ok",shard="0",step="checkout"} 1.0' in resp.read()
         events = wait_for(lambda: events_for(api, namespace, "ro1"), timeout=30, what="Events")
         assert {e.reporting_instance for e in events} == {"image-operator"}
     finally:

@@ -166,12 +166,14 @@ def held(op: OperatorProcess) -> float:
     )
 
 
-def received(op: OperatorProcess, kind: str) -> float:
-    """Watch events of one kind the replica received (rdev_watch_events_total)."""
+def received(op: OperatorProcess, kind: str) -> dict[str, float]:
+    """Watch events of one kind the replica received (rdev_watch_events_total), by shard."""
+    found: dict[str, float] = {}
     for line in op.metrics().splitlines():
-        if line.startswith(f'rdev_watch_events_total{{kind="{kind}"}}'):
-            return float(line.split()[1])
-    return 0.0
+        if line.startswith(f'rdev_watch_events_total{{kind="{kind}",'):
+            shard = line.split('shard="', 1)[1].split('"', 1)[0]
+            found[shard] = float(line.split()[1])
+    return found
 
 
 def reporters(api: client.ApiClient, namespace: str, session: str) -> set[str]:
@@ -241,10 +243,15 @@ def test_two_shards_each_handle_exactly_the_sessions_of_their_namespaces(
                 what=f"sh{i} events from rdev-op-{index} only",
             )
         # Each replica lists and watches only its shard's namespaces: it holds only their
-        # Sessions, and receives watch events for them.
+        # Sessions, and receives watch events for them, counted under its shard's label
+        # only (every metric carries the shard).
         for index, op in enumerate(ops):
             assert held(op) == expected[index], (index, expected)
-            assert received(op, "session") >= expected[index] > 0
+            events = received(op, "session")
+            assert list(events) == [str(index)], events
+            assert events[str(index)] >= expected[index] > 0
+            exported = [line for line in op.metrics().splitlines() if line.startswith("rdev_")]
+            assert exported and all(f'shard="{index}"' in line for line in exported)
         print(f"\nSessions per shard: {expected}", end=" ")
 
 

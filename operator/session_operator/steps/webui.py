@@ -100,7 +100,7 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
     if started.started == Started.STARTED:
         if was_running:
             status.web_ui_restarts = (status.web_ui_restarts or 0) + 1
-            metrics.WEBUI_RESTARTS.inc()
+            metrics.bound().webui_restarts.inc()
             ctx.event("Warning", Reason.WEBUI_RESTARTED, "the web UI had exited; started it again")
         else:
             ctx.event("Normal", Reason.WEBUI_STARTED, "web UI started")
