@@ -72,10 +72,12 @@ class App:
         return app
 
     async def start(self, namespaces: tuple[str, ...], peering: str) -> None:
-        """Fill the store, queue every Session once, and start the workers.
+        """Fill the store, queue every Session once, start the watches and the workers.
 
         Priming before any reconcile means a resumed Session sees its pod, its
-        Service and its project's queue, and decides it needs nothing.
+        Service and its project's queue, and decides it needs nothing. A standby
+        watches too (its store is current when it starts to act); only its workers
+        wait for the gate.
         """
         backoff: Backoff[None] = Backoff(*START_BACKOFF_S)
         deadline = asyncio.get_running_loop().time() + START_PATIENCE_S
@@ -95,15 +97,14 @@ class App:
                 log.warning("start-up listing failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
         log.info("caches primed: %s", counts)
+        self.tasks.append(asyncio.create_task(self.informer.run(namespaces)))
         workers = self.queue.capacity or self.settings.workers
         self.tasks.append(
             asyncio.create_task(work(self.queue, self.controller, self.gate, workers))
         )
         if self.gate.priority is not None and peering:
             interval = max(self.settings.peering_lifetime.total_seconds() / 4, 1.0)
-            watch = self.gate.watch(
-                self.kube, peering, interval, lambda: self.informer.prime(namespaces)
-            )
+            watch = self.gate.watch(self.kube, peering, interval, self.informer.resync)
             self.tasks.append(asyncio.create_task(watch))
 
     async def stop(self) -> None:
@@ -170,7 +171,7 @@ async def _probe(kube: Kube, selector: str) -> bool:
             pages = kube.list_services(
                 PROBE_NAMESPACE, "", selector, field=f"metadata.name={PROBE_SERVICE}"
             )
-            return any([page async for page in pages])
+            return any([page.items async for page in pages])
         except KubeError as exc:
             delay = backoff.when(None)
             if not exc.transient or asyncio.get_running_loop().time() + delay > deadline:

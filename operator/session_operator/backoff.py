@@ -1,7 +1,7 @@
 """The one backoff: delays that double with each failure, from a base, up to a cap.
 
-It paces the work queue's per-Session retries, the finalizer's retries (kopf
-counts those, so only ``delay`` is asked) and start-up's listing retries.
+It paces the work queue's per-Session retries (the finalizer's among them, whose
+count bounds a deletion's attempts), broken watches and start-up's listing retries.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The reconcile of one key and the finalizer (workers.py drives them off the queue).
+"""The reconcile of one key, the finalizer included (workers.py drives it off the queue).
 
 A reconcile is level-based: it reads the Session from the store, runs the steps
 in order (end? -> pod -> turn and checkout -> label -> web UI -> preview ->
@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rdev_api import Body
+from rdev_api import FINALIZER, Body
 from rdev_api.conditions import READY, STALLED, without
 from rdev_api.execresult import ExecError
 from rdev_api.models import TERMINAL_PHASES, Phase, SessionSpec
@@ -38,10 +38,11 @@ from .context import (
     parse_ts,
     post_events,
 )
+from .kube import KubeError
 from .locks import LockBusy
 from .queue import WorkQueue
 from .steps import checkout, credential, ending, preview, project, warnings, webui, workspace
-from .store import Key, key_of, slim_session
+from .store import Key, key_of
 
 log = logging.getLogger(__name__)
 
@@ -162,16 +163,32 @@ class Controller:
             self.queue.discard(key)
             self.env.forget(key)
             return Result()
-        if body["metadata"].get("deletionTimestamp"):
-            return Result()  # the finalizer ends it
+        meta = body["metadata"]
+        ours = FINALIZER in (meta.get("finalizers") or ())
+        if meta.get("deletionTimestamp") and not ours:
+            return Result()  # nothing of this operator holds it: it goes
         log.debug("reconcile %s/%s", *key)
         started = time.monotonic()
         outcome = "ok"
         try:
+            if meta.get("deletionTimestamp"):
+                return await self._finalize_step(body)
+            if not ours:
+                # Before anything is made for it: a deletion then always comes here first.
+                added = await self.env.kube.add_finalizer(body, FINALIZER)
+                if added is None:
+                    return Result()  # gone meanwhile
+                self.env.store.sessions.put(added)
+                body = self.env.store.sessions.get(key) or body
             return await self._reconcile(body)
         except LockBusy as busy:
             outcome = "busy"
             return Result(blocked_on=busy.key)
+        except KubeError as exc:
+            if exc.status not in (409, 422):
+                raise
+            outcome = "stale"  # a finalizer patch found a newer Session: read it again
+            return Result(failed=True)
         except Exception as exc:
             outcome = "error"
             logging.LoggerAdapter(log, {}).exception("reconcile of %s/%s failed", *key)
@@ -252,41 +269,51 @@ class Controller:
         await workspace.refresh_changes(ctx, env)
 
     # Finalizer --------------------------------------------------------------
+    async def _finalize_step(self, body: Body) -> Result:
+        """Finalize a deleted Session, then let it go; failures retry with the key's backoff.
+
+        Never holds the finalizer for ever: after ``RDEV_DELETE_RETRIES`` failed
+        attempts the worktree stays where it is (a WorktreeKept Event says why) and
+        the Session goes.
+        """
+        key = key_of(body)
+        try:
+            await self.finalize(body)
+        except LockBusy:
+            raise  # its project's turn is busy: not a failed attempt
+        except Exception as exc:  # any failure counts: the retries are bounded
+            attempts = self.queue.backoff.failures(key) + 1
+            if attempts < self.env.settings.delete_retries:
+                log.info("finalizing %s/%s failed (attempt %d): %s", *key, attempts, exc)
+                return Result(failed=True)
+            message = f"giving up on cleaning the worktree after {attempts} attempts: {exc}"
+            log.warning("%s/%s: %s", *key, message)
+            await self.env.events.post_event(body, "Warning", Reason.WORKTREE_KEPT, message)
+        await self.env.kube.remove_finalizer(body, FINALIZER)  # None: gone already
+        self.queue.discard(key)
+        self.env.forget(key)
+        return Result()
+
     async def finalize(self, body: Body) -> None:
         """End the session if needed, then remove the worktree only if nothing would be lost.
 
-        Holds the key, so it never runs alongside a reconcile of the same Session.
-        Raises ExecError for a transient failure (the caller bounds the retries).
+        Runs on a worker that holds the key, so never alongside a reconcile of the
+        same Session. Raises for a failure (the caller bounds the retries).
         """
-        key = key_of(body)
-        async with self.queue.hold(key):
-            latest = self.env.store.sessions.get(key)
-            fresh = slim_session(body)
-            if latest is not None and _rv(latest) > _rv(fresh):
-                fresh = {**fresh, "status": latest.get("status") or {}}
-            try:
-                spec = SessionSpec.model_validate(fresh.get("spec") or {})
-                valid = True
-            except ValidationError:
-                project_name = str((fresh.get("spec") or {}).get("project") or "")
-                spec = SessionSpec.model_construct(project=project_name)
-                valid = False
-            ctx = new_ctx(fresh, spec, self.clock())
-            if valid and ctx.status.phase not in TERMINAL_PHASES:
-                reason = ending.end_reason(ctx, deleting=True)
-                assert reason is not None
-                await ending.end_session(ctx, self.env, reason)
-                await flush(ctx, self.env)
-            # An ended session's credential is gone already; this finds nothing then.
-            await credential.revoke_credential(ctx, self.env)
-            await ending.remove_worktree(ctx, self.env)
-            await post_events(ctx, self.env)
-        self.queue.discard(key)
-        self.env.forget(key)
-
-
-def _rv(body: Body) -> int:
-    try:
-        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
+        try:
+            spec = SessionSpec.model_validate(body.get("spec") or {})
+            valid = True
+        except ValidationError:
+            project_name = str((body.get("spec") or {}).get("project") or "")
+            spec = SessionSpec.model_construct(project=project_name)
+            valid = False
+        ctx = new_ctx(body, spec, self.clock())
+        if valid and ctx.status.phase not in TERMINAL_PHASES:
+            reason = ending.end_reason(ctx, deleting=True)
+            assert reason is not None
+            await ending.end_session(ctx, self.env, reason)
+            await flush(ctx, self.env)
+        # An ended session's credential is gone already; this finds nothing then.
+        await credential.revoke_credential(ctx, self.env)
+        await ending.remove_worktree(ctx, self.env)
+        await post_events(ctx, self.env)

@@ -19,9 +19,12 @@ import base64
 import json
 import logging
 import os
+import random
 import socket
+import ssl
+from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import kopf
@@ -33,7 +36,13 @@ MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 REQUEST_TIMEOUT_S = 30.0
-LIST_PAGE = 500  # objects per LIST answer (kopf's own listing pages too)
+LIST_PAGE = 500  # objects per LIST answer
+# The server ends each watch after WATCH_S (a little spread, so that the streams of
+# a restart do not all end together); the next one continues from the last version.
+# Bookmarks come about every minute, so a stream silent for WATCH_IDLE_S is dead.
+WATCH_S = 300
+WATCH_IDLE_S = 90.0
+RESUME_FROM = 8  # the newest connections whose TLS sessions may be offered again
 
 # Where each kind lives: (API prefix, plural). One entry per kind the operator touches.
 SESSIONS = (f"/apis/{GROUP}/{VERSION}", PLURAL)
@@ -62,6 +71,23 @@ class KubeError(Exception):
         """No answer, throttled, or a server error: worth trying again shortly."""
         return self.status in (0, 429) or self.status >= 500
 
+    @property
+    def gone(self) -> bool:
+        """410: the version a watch asked to continue from is too old; list again."""
+        return self.status == 410
+
+
+class Page(NamedTuple):
+    """One LIST answer: its items and the version of the whole listing (the first page's)."""
+
+    items: list[Body]
+    version: str
+
+
+class WatchEvent(NamedTuple):
+    type: str  # ADDED, MODIFIED, DELETED or BOOKMARK
+    object: Body
+
 
 def login() -> kopf.ConnectionInfo:
     """In-cluster identity, else the kubeconfig (KUBECONFIG or ~/.kube/config).
@@ -89,6 +115,37 @@ def ca_data(info: kopf.ConnectionInfo) -> str | None:
         return base64.b64encode(handle.read()).decode("ascii")
 
 
+def resuming(context: ssl.SSLContext) -> ssl.SSLContext:
+    """``context``, offering each new connection the TLS session of the one before.
+
+    Every exec stream is a connection of its own (a websocket cannot share one),
+    and its full TLS handshake was an exec's largest CPU cost in the operator; a
+    resumed session skips checking the server's certificate chain (measured here:
+    2.0 -> 1.5 CPU-ms per connection). asyncio cannot be handed a session, so
+    this context's ``wrap_bio`` (which asyncio calls once per connection) passes
+    it. A ticket the server no longer honours just means a full handshake.
+    """
+    plain = context.wrap_bio
+    recent: deque[ssl.SSLObject] = deque(maxlen=RESUME_FROM)
+
+    def wrap_bio(
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        if session is None and not server_side:
+            # The newest connection whose handshake is done (a session is None until then).
+            session = next((o.session for o in reversed(recent) if o.session is not None), None)
+        made = plain(incoming, outgoing, server_side, server_hostname, session)
+        recent.append(made)
+        return made
+
+    context.wrap_bio = wrap_bio  # type: ignore[method-assign]
+    return context
+
+
 class Connection:
     """One aiohttp session with the login's credentials; re-logs in once on a 401.
 
@@ -105,7 +162,9 @@ class Connection:
             # Names the replica (and its shard) in audit logs and in managedFields.
             self.headers["User-Agent"] = user_agent
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max(pool_size, 4), ssl=info.as_ssl_context()),
+            connector=aiohttp.TCPConnector(
+                limit=max(pool_size, 4), ssl=resuming(info.as_ssl_context())
+            ),
             # No ~/.netrc or proxy variables looked up per request (a thread hop each).
             trust_env=False,
             read_bufsize=2**21,
@@ -164,6 +223,43 @@ class Connection:
             return status, None
         raise KubeError(status, raw.decode("utf-8", "replace"))
 
+    async def stream(
+        self, path: str, params: list[tuple[str, str]], idle_s: float
+    ) -> AsyncIterator[Body]:
+        """GET a stream of JSON lines (a watch); each line parsed. Ends when the server ends it.
+
+        Raises KubeError like ``request``: no answer, a refusal, or a stream silent
+        for ``idle_s`` (status 0).
+        """
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=REQUEST_TIMEOUT_S, sock_read=idle_s
+        )
+        for attempt in (1, 2):
+            try:
+                async with self.session.get(
+                    self.server + path,
+                    params=params,
+                    headers=self.headers,
+                    proxy=self.info.proxy_url,
+                    timeout=timeout,
+                ) as resp:
+                    if resp.status == 401 and attempt == 1 and self.relogin():
+                        continue
+                    if resp.status != 200:
+                        raise KubeError(resp.status, (await resp.read()).decode("utf-8", "replace"))
+                    tail = b""
+                    async for chunk in resp.content.iter_any():
+                        lines = (tail + chunk).split(b"\n")
+                        tail = lines.pop()
+                        for line in lines:
+                            if line.strip():
+                                yield json.loads(line)
+                    return
+            except TimeoutError:
+                raise KubeError(0, f"the watch was silent for {idle_s:g}s") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise KubeError(0, f"the watch broke off: {exc}") from None
+
     async def close(self) -> None:
         await self.session.close()
 
@@ -220,9 +316,7 @@ class Kube:
         status, _ = await self.conn.request("DELETE", path, body, ok=(404, 409))
         return status != 409
 
-    async def _list(
-        self, kind: Kind, namespace: str | None, **params: str
-    ) -> AsyncIterator[list[Body]]:
+    async def _list(self, kind: Kind, namespace: str | None, **params: str) -> AsyncIterator[Page]:
         """GET a collection, a page of LIST_PAGE at a time; empty parameters are left out.
 
         Pages bound what one answer holds: the caller keeps what it needs of each page
@@ -231,33 +325,99 @@ class Kube:
         """
         query = [(key, value) for key, value in params.items() if value]
         query.append(("limit", str(LIST_PAGE)))
-        token = ""
+        token = version = ""
         while True:
             page = query + ([("continue", token)] if token else [])
             body = (await self.conn.request("GET", api_path(kind, namespace), params=page))[1]
-            body = body or {}
-            yield list(body.get("items") or [])
-            token = str((body.get("metadata") or {}).get("continue") or "")
+            meta = (body or {}).get("metadata") or {}
+            version = version or str(meta.get("resourceVersion") or "")
+            yield Page(list((body or {}).get("items") or []), version)
+            token = str(meta.get("continue") or "")
             if not token:
                 return
+
+    async def _watch(
+        self, kind: Kind, namespace: str | None, version: str, **params: str
+    ) -> AsyncIterator[WatchEvent]:
+        """Watch a collection from ``version`` (a LIST's or the last event's), with bookmarks.
+
+        Raises KubeError with status 410 (``gone``) when that version is too old.
+        """
+        query = [(key, value) for key, value in params.items() if value]
+        query += [
+            ("watch", "true"),
+            ("resourceVersion", version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(WATCH_S + random.randrange(WATCH_S // 5))),  # noqa: S311
+        ]
+        async for line in self.conn.stream(api_path(kind, namespace), query, WATCH_IDLE_S):
+            kind_of_event = str(line.get("type") or "")
+            obj = line.get("object") or {}
+            if kind_of_event == "ERROR":
+                raise KubeError(int(obj.get("code") or 0), str(obj.get("message") or obj))
+            yield WatchEvent(kind_of_event, obj)
 
     # Sessions -------------------------------------------------------------
     async def patch_session_status(self, namespace: str, name: str, status: Body) -> Body | None:
         return await self._patch(SESSIONS, namespace, name, {"status": status}, "status")
 
-    def list_sessions(self, namespace: str | None, shard: str = "") -> AsyncIterator[list[Body]]:
+    async def add_finalizer(self, body: Body, finalizer: str) -> Body | None:
+        """Add ``finalizer`` to the Session as read; None when it is gone.
+
+        The patch holds only if the object is still the version read (a JSON patch
+        test of resourceVersion), so a finalizer someone added meanwhile is never
+        overwritten: a KubeError 422 then says read again.
+        """
+        meta = body["metadata"]
+        current = list(meta.get("finalizers") or [])
+        patch = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+            {"op": "add", "path": "/metadata/finalizers", "value": [*current, finalizer]},
+        ]
+        return await self._patch(SESSIONS, meta["namespace"], meta["name"], patch)
+
+    async def remove_finalizer(self, body: Body, finalizer: str) -> Body | None:
+        """Remove ``finalizer`` from the Session as read; None when it is gone.
+
+        Only that entry goes, and only if it still stands where it was read (a JSON
+        patch test of it): others' finalizers are never touched. KubeError 422: read again.
+        """
+        meta = body["metadata"]
+        index = list(meta.get("finalizers") or []).index(finalizer)
+        path = f"/metadata/finalizers/{index}"
+        patch = [{"op": "test", "path": path, "value": finalizer}, {"op": "remove", "path": path}]
+        return await self._patch(SESSIONS, meta["namespace"], meta["name"], patch)
+
+    def list_sessions(self, namespace: str | None, shard: str = "") -> AsyncIterator[Page]:
         return self._list(SESSIONS, namespace, shardSelector=shard)
+
+    def watch_sessions(
+        self, version: str, namespace: str | None, shard: str = ""
+    ) -> AsyncIterator[WatchEvent]:
+        return self._watch(SESSIONS, namespace, version, shardSelector=shard)
 
     def list_pods(
         self, namespace: str | None, selector: str, shard: str = ""
-    ) -> AsyncIterator[list[Body]]:
+    ) -> AsyncIterator[Page]:
         return self._list(PODS, namespace, labelSelector=selector, shardSelector=shard)
+
+    def watch_pods(
+        self, version: str, namespace: str | None, selector: str, shard: str = ""
+    ) -> AsyncIterator[WatchEvent]:
+        return self._watch(PODS, namespace, version, labelSelector=selector, shardSelector=shard)
 
     def list_services(
         self, namespace: str | None, selector: str, shard: str = "", field: str = ""
-    ) -> AsyncIterator[list[Body]]:
+    ) -> AsyncIterator[Page]:
         return self._list(
             SERVICES, namespace, labelSelector=selector, fieldSelector=field, shardSelector=shard
+        )
+
+    def watch_services(
+        self, version: str, namespace: str | None, selector: str, shard: str = ""
+    ) -> AsyncIterator[WatchEvent]:
+        return self._watch(
+            SERVICES, namespace, version, labelSelector=selector, shardSelector=shard
         )
 
     async def ensure_cluster_peering(self, name: str) -> bool:

@@ -1,7 +1,9 @@
 """The operator's entry: parse settings, configure kopf, run it (wiring only).
 
-Everything that touches the cluster happens in kopf's start-up handler, on its
-event loop, never at import.
+kopf is the runtime: the event loop, login, peering (who acts), the liveness
+endpoint, start-up and clean-up. It watches no resource for the operator: the
+App's informer does (informer.py). Everything that touches the cluster happens
+in kopf's start-up handler, on its event loop, never at import.
 """
 
 from __future__ import annotations
@@ -14,54 +16,25 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
-from rdev_api import FINALIZER
-
-from . import (
-    handlers,  # noqa: F401  (importing registers the handlers)
-    shards,
-)
+from . import shards
 from .app import App, ShardingRefused, check_server_shards
-from .informer import POD_SELECTOR, SERVICE_SELECTOR
-from .kopfstate import MemoryProgressStorage, NoDiffBase
-from .kube import LIST_PAGE, login
+from .kube import login
 from .settings import Settings, SettingsError, load_settings, unknown_variables
 
 log = logging.getLogger("session_operator")
-KOPF_IDLE_S = 1.0  # kopf's default is 5 s
 
 
 def configure_kopf(settings: Settings, kopf_settings: kopf.OperatorSettings) -> None:
-    """Our names under rdev.io, server-side filters, peering for HA."""
-    kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = MemoryProgressStorage(prefix="rdev.io")
-    kopf_settings.persistence.diffbase_storage = NoDiffBase()
-    # Server-side filters: watch only project pods and our own Services.
-    kopf_settings.watching.label_selectors[_core("pods")] = POD_SELECTOR
-    kopf_settings.watching.label_selectors[_core("services")] = SERVICE_SELECTOR
-    selector = shards.shard_selector(settings.shard_index, settings.shards)
-    if selector:
-        # Every namespaced kind kopf watches, from this shard's namespaces only (the
-        # peering objects are cluster-scoped and shared by the shards' replicas).
-        kopf_settings.watching.shard_selectors[_namespaced] = selector
-    # kopf's own start-up LIST in pages too (kube.LIST_PAGE), not one answer of everything.
-    kopf_settings.watching.chunk_size = LIST_PAGE
-    # kopf runs a task per object while its events come, kept KOPF_IDLE_S after the
-    # last: at start-up that is one per object listed, all at once.
-    kopf_settings.queueing.idle_timeout = KOPF_IDLE_S
+    """Peering for HA under our own names; kopf's own Events only for its warnings."""
     kopf_settings.peering.clusterwide = True
     kopf_settings.peering.lifetime = max(int(settings.peering_lifetime.total_seconds()), 15)
     kopf_settings.peering.stealth = True
     kopf_settings.posting.level = logging.WARNING
-
-
-def _namespaced(resource: Any) -> bool:
-    return bool(resource.namespaced) and resource.group != "kopf.dev"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -83,10 +56,6 @@ def identified(info: Any, user_agent: str) -> Any:
         return info
     fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     return IdentifiedConnection(**fields, user_agent=user_agent)
-
-
-def _core(plural: str) -> Callable[[Any], bool]:
-    return lambda res: bool(res.group == "" and res.plural == plural)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -117,10 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
     logging.getLogger().setLevel(settings.log_level)
-    if settings.log_level != "DEBUG":
-        # kopf logs every watch-event handler call as "succeeded" at INFO: noise
-        # that costs CPU at scale. Warnings and errors still show.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     for name, nearest in unknown_variables(os.environ):
         hint = f"; did you mean {nearest}?" if nearest else ""
         log.warning("%s is not a setting and is ignored%s", name, hint)
@@ -138,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     async def _startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(operator_settings, settings)
         app = await App.create(operator_settings, priority if operator_settings.peering else None)
-        progress = settings.persistence.progress_storage
-        if isinstance(progress, MemoryProgressStorage):
-            app.informer.on_session_gone = progress.forget
         memo.app = app
         await app.start(operator_settings.namespaces, peering)
 

@@ -38,6 +38,7 @@ _KEEP_META = (
     "uid",
     "creationTimestamp",
     "deletionTimestamp",
+    "finalizers",
     "resourceVersion",
     "generation",
     "ownerReferences",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from asynchelpers import aio
-from rdev_api import Body, execresult
+from rdev_api import FINALIZER, Body, execresult
 from rdev_api.execresult import ExecResult, parse_exit_status
 from rdev_api.models import SessionSpec
 from rdev_api.reasons import Reason
@@ -264,6 +264,7 @@ class FakeKube:
         self.creds: dict[tuple[str, str], Body] = {}
         self.calls: list[tuple[str, str]] = []
         self.service_gets: list[str] = []
+        self.finalizer_patches: list[str] = []
         self.rv = 100
 
     def add_session(self, body: Body) -> Body:
@@ -287,6 +288,24 @@ class FakeKube:
         body["metadata"] = {**body["metadata"], "resourceVersion": str(self.rv)}
         self.sessions[(namespace, name)] = body
         return copy.deepcopy(body)
+
+    async def add_finalizer(self, body: Body, finalizer: str) -> Body | None:
+        return self._finalizers(body, lambda have: [*have, finalizer])
+
+    async def remove_finalizer(self, body: Body, finalizer: str) -> Body | None:
+        return self._finalizers(body, lambda have: [f for f in have if f != finalizer])
+
+    def _finalizers(self, body: Body, change: Any) -> Body | None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        self.finalizer_patches.append(key[1])
+        held = self.sessions.get(key)
+        if held is None:
+            return None
+        self.rv += 1
+        have = list(held["metadata"].get("finalizers") or [])
+        meta = {**held["metadata"], "finalizers": change(have), "resourceVersion": str(self.rv)}
+        self.sessions[key] = {**held, "metadata": meta}
+        return copy.deepcopy(self.sessions[key])
 
     async def patch_pod(self, namespace: str, name: str, patch: Body) -> bool:
         self.pod_patches.append((name, patch))
@@ -502,6 +521,7 @@ def new_session(name: str = "s1", **spec: Any) -> Body:
             "generation": 1,
             "resourceVersion": "1",
             "creationTimestamp": "2026-01-01T00:00:00Z",
+            "finalizers": [FINALIZER],  # as the first reconcile leaves it
         },
         "spec": {"project": "shop", "branch": "feature-a", **spec},
     }
@@ -1267,3 +1287,90 @@ async def _finding_after_a_slow_check() -> None:
     await slow_reconcile()  # the re-check: as slow, and no write
     assert phases(h.kube) == ["Provisioning", "Failed"]
     assert execs.steps == ["checkout", "checkout"]
+
+
+# The finalizer ---------------------------------------------------------------------
+def deleted(body: Body) -> Body:
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T00:02:00Z"
+    return body
+
+
+@aio
+async def test_a_new_session_gets_the_finalizer_before_anything_is_made() -> None:
+    h, kube, _, _ = make()
+    body = new_session()
+    del body["metadata"]["finalizers"]
+    kube.add_session(body)
+    result = await h.reconcile(body)
+    assert kube.finalizer_patches == ["s1"]
+    assert kube.sessions[("ns", "s1")]["metadata"]["finalizers"] == [FINALIZER]
+    # The same reconcile goes on from the patched Session (no pod here: Pending).
+    assert result.wrote_status and phases(kube) == ["Pending"]
+    await h.reconcile(kube.sessions[("ns", "s1")])
+    assert kube.finalizer_patches == ["s1"]  # once
+
+
+@aio
+async def test_a_finalizer_patch_that_finds_a_newer_session_reads_it_again() -> None:
+    h, kube, _, _ = make()
+    body = new_session()
+    del body["metadata"]["finalizers"]
+    kube.add_session(body)
+
+    async def stale(body: Body, finalizer: str) -> Body | None:
+        raise KubeError(422, "the test of /metadata/resourceVersion failed")
+
+    kube.add_finalizer = stale  # type: ignore[method-assign]
+    result = await h.reconcile(body)
+    assert result.failed and not result.wrote_status
+    assert kube.events == [] and kube.status_patches == []
+
+
+@aio
+async def test_a_deleted_session_is_finalized_then_let_go() -> None:
+    h, kube, _, _ = make()
+    body = kube.add_session(deleted(new_session()))
+    result = await h.reconcile(body)
+    assert not result.failed
+    assert kube.sessions[("ns", "s1")]["metadata"]["finalizers"] == []
+    assert phases(kube)[-1] == "Ended"
+
+
+@aio
+async def test_a_deleted_session_without_our_finalizer_is_left_alone() -> None:
+    h, kube, _, _ = make()
+    body = deleted(new_session())
+    body["metadata"]["finalizers"] = ["someone.else/keep"]
+    kube.add_session(body)
+    assert await h.reconcile(body) == Result()
+    assert kube.finalizer_patches == [] and kube.status_patches == []
+
+
+@aio
+async def test_a_failing_finalizer_retries_then_keeps_the_worktree_and_lets_go() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        await _failing_finalizer(patch)
+
+
+async def _failing_finalizer(patch: pytest.MonkeyPatch) -> None:
+    h, kube, _, _ = make()
+    h.controller.env.settings = Settings(delete_retries=3)
+
+    async def unreachable(ctx: Any, env: Any) -> None:
+        raise execresult.ExecError("the pod does not answer")
+
+    patch.setattr("session_operator.steps.ending.remove_worktree", unreachable)
+    body = kube.add_session(deleted(new_session()))
+    key = ("ns", "s1")
+    for attempt in (1, 2):
+        result = await h.reconcile(kube.sessions[key])
+        assert result.failed, attempt
+        h.controller.schedule(key, result)
+        assert kube.sessions[key]["metadata"]["finalizers"] == [FINALIZER]
+    assert not [e for e in kube.events if e[1] == Reason.WORKTREE_KEPT]
+    result = await h.reconcile(kube.sessions[key])
+    assert not result.failed
+    assert kube.sessions[key]["metadata"]["finalizers"] == []
+    kept = [m for _, r, m in kube.events if r == Reason.WORKTREE_KEPT]
+    assert kept == ["giving up on cleaning the worktree after 3 attempts: the pod does not answer"]
+    assert body["metadata"]["name"] == "s1"

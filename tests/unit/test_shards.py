@@ -115,35 +115,6 @@ def test_shard_settings_name_the_variable(clean_env: pytest.MonkeyPatch) -> None
         load_settings()
 
 
-def test_kopf_asks_for_the_shard_on_every_namespaced_kind_only(
-    clean_env: pytest.MonkeyPatch,
-) -> None:
-    import kopf
-    from kopf._cogs.structs.references import Resource
-
-    from session_operator.main import configure_kopf
-
-    sessions = Resource("rdev.io", "v1alpha1", "sessions", namespaced=True)
-    pods = Resource("", "v1", "pods", namespaced=True)
-    services = Resource("", "v1", "services", namespaced=True)
-    peering = Resource("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
-    namespaces = Resource("", "v1", "namespaces", namespaced=False)
-
-    unsharded = kopf.OperatorSettings()
-    configure_kopf(load_settings(), unsharded)
-    assert not unsharded.watching.shard_selectors.collect(sessions)
-
-    clean_env.setenv("RDEV_SHARDS", "4")
-    clean_env.setenv("RDEV_SHARD", "2")
-    sharded = kopf.OperatorSettings()
-    configure_kopf(load_settings(), sharded)
-    wanted = [shards.shard_selector(2, 4)]
-    for kind in (sessions, pods, services):
-        assert sharded.watching.shard_selectors.collect(kind) == wanted, kind
-    for kind in (peering, namespaces):
-        assert not sharded.watching.shard_selectors.collect(kind), kind
-
-
 def test_kopf_requests_carry_the_shard_in_their_user_agent() -> None:
     import kopf
 

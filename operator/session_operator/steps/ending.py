@@ -211,7 +211,7 @@ async def remove_worktree(ctx: Ctx, env: Env) -> None:
     if ctx.target is None:
         _kept_unreachable(ctx)
         return
-    # The finalizer runs outside the workers: it may wait for the project, one exec at most.
+    # A deletion may wait for its project (another Session's exec), one exec at most.
     await settle_worktree(ctx, env, remove=True, wait_s=env.settings.exec_timeout.total_seconds())
 
 
