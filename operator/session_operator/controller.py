@@ -38,7 +38,7 @@ from .context import (
     parse_ts,
     post_events,
 )
-from .kube import KubeError
+from .kube import Stale
 from .locks import LockBusy
 from .queue import WorkQueue
 from .steps import checkout, credential, ending, preview, project, warnings, webui, workspace
@@ -184,10 +184,9 @@ class Controller:
         except LockBusy as busy:
             outcome = "busy"
             return Result(blocked_on=busy.key)
-        except KubeError as exc:
-            if exc.status not in (409, 422):
-                raise
+        except Stale as exc:
             outcome = "stale"  # a finalizer patch found a newer Session: read it again
+            log.info("%s/%s changed meanwhile, read again: %s", *key, exc)
             return Result(failed=True)
         except Exception as exc:
             outcome = "error"

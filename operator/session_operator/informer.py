@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 # What the watches stream: the pods of projects and the operator's own Services.
 POD_SELECTOR = PROJECT_LABEL
 SERVICE_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGER}"
-# How a broken watch is retried: soon, then up to half a minute apart.
-WATCH_BACKOFF_S = (0.5, 30.0)
+# How a broken watch is retried: soon, then at most 5 s apart (one cheap request each;
+# the store must not stay stale long after an API server comes back).
+WATCH_BACKOFF_S = (0.5, 5.0)
 
 
 @dataclass(frozen=True)

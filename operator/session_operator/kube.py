@@ -77,6 +77,10 @@ class KubeError(Exception):
         return self.status == 410
 
 
+class Stale(Exception):
+    """A patch conditioned on the object as read (a JSON patch test) found it changed."""
+
+
 class Page(NamedTuple):
     """One LIST answer: its items and the version of the whole listing (the first page's)."""
 
@@ -366,7 +370,7 @@ class Kube:
 
         The patch holds only if the object is still the version read (a JSON patch
         test of resourceVersion), so a finalizer someone added meanwhile is never
-        overwritten: a KubeError 422 then says read again.
+        overwritten: Stale then says read again.
         """
         meta = body["metadata"]
         current = list(meta.get("finalizers") or [])
@@ -374,19 +378,28 @@ class Kube:
             {"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
             {"op": "add", "path": "/metadata/finalizers", "value": [*current, finalizer]},
         ]
-        return await self._patch(SESSIONS, meta["namespace"], meta["name"], patch)
+        return await self._conditional(meta, patch)
 
     async def remove_finalizer(self, body: Body, finalizer: str) -> Body | None:
         """Remove ``finalizer`` from the Session as read; None when it is gone.
 
         Only that entry goes, and only if it still stands where it was read (a JSON
-        patch test of it): others' finalizers are never touched. KubeError 422: read again.
+        patch test of it): others' finalizers are never touched. Stale: read again.
         """
         meta = body["metadata"]
         index = list(meta.get("finalizers") or []).index(finalizer)
         path = f"/metadata/finalizers/{index}"
         patch = [{"op": "test", "path": path, "value": finalizer}, {"op": "remove", "path": path}]
-        return await self._patch(SESSIONS, meta["namespace"], meta["name"], patch)
+        return await self._conditional(meta, patch)
+
+    async def _conditional(self, meta: Body, patch: list[Body]) -> Body | None:
+        """A Session JSON patch whose test may fail (422, or 409): Stale, read it again."""
+        try:
+            return await self._patch(SESSIONS, meta["namespace"], meta["name"], patch)
+        except KubeError as exc:
+            if exc.status in (409, 422):
+                raise Stale(str(exc)) from None
+            raise
 
     def list_sessions(self, namespace: str | None, shard: str = "") -> AsyncIterator[Page]:
         return self._list(SESSIONS, namespace, shardSelector=shard)

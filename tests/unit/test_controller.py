@@ -26,7 +26,7 @@ from session_operator.controller import (
     recheck_delay,
     set_clone_url,
 )
-from session_operator.kube import KubeError
+from session_operator.kube import KubeError, Stale
 from session_operator.queue import WorkQueue
 from session_operator.settings import Settings
 from session_operator.steps import checkout as checkout_step
@@ -1318,12 +1318,30 @@ async def test_a_finalizer_patch_that_finds_a_newer_session_reads_it_again() -> 
     kube.add_session(body)
 
     async def stale(body: Body, finalizer: str) -> Body | None:
-        raise KubeError(422, "the test of /metadata/resourceVersion failed")
+        raise Stale("422: the test of /metadata/resourceVersion failed")
 
     kube.add_finalizer = stale  # type: ignore[method-assign]
     result = await h.reconcile(body)
     assert result.failed and not result.wrote_status
     assert kube.events == [] and kube.status_patches == []
+
+
+@aio
+async def test_a_refused_request_is_a_reconcile_error_with_an_event() -> None:
+    h, kube, _, _ = make()
+    body = new_session()
+    del body["metadata"]["finalizers"]
+    kube.add_session(body)
+
+    async def refused(body: Body, finalizer: str) -> Body | None:
+        raise KubeError(422, "admission policy refused-by-test denied the request")
+
+    kube.add_finalizer = refused  # type: ignore[method-assign]
+    result = await h.reconcile(body)
+    assert result.failed
+    assert [(r, "refused-by-test" in m) for _, r, m in kube.events] == [
+        (Reason.RECONCILE_ERROR, True)
+    ]
 
 
 @aio
