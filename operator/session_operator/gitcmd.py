@@ -61,14 +61,6 @@ def checkout_refused_elsewhere(stderr: str) -> bool:
 # arguments and are only ever expanded inside double quotes; git sees them after
 # "--" or inside refs/... paths, never where an option could be.
 
-_RESOLVE = r"""
-resolve() {
-  for r in "refs/remotes/origin/$1" "refs/tags/$1" "refs/heads/$1"; do
-    if git -C "$repo" show-ref --verify --quiet "$r"; then echo "$r"; return 0; fi
-  done
-  return 1
-}
-"""
 
 # A script stopped by the exec's deadline says so with its own code.
 _SIGNALS = (
@@ -187,24 +179,41 @@ CHECKOUT_SCRIPT = (
     + r"""
 set -u
 repo="$1"; path="$2"; branch="$3"; new="$4"; from="$5"; run="$6"; uid="$7"
-"""
-    + _RESOLVE
-    + r"""
 # This Session's mark is written before it creates anything, so a local branch of
-# its name is then the one it made in an attempt that stopped midway.
+# its name is then the one it made in an attempt that stopped midway. Every process
+# counts (a burst runs this once per Session): the shell reads files itself, and
+# one for-each-ref answers every ref question after the fetch.
+left=""
+if [ -r "$run/session-uid" ]; then IFS= read -r left <"$run/session-uid" || :; fi
 own=""
-[ "$(cat "$run/session-uid" 2>/dev/null)" != "$uid" ] || own=own
-mark() { mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid"; }
+[ "$left" != "$uid" ] || own=own
+marked=""
+mark() { mkdir -p -- "$run" && printf '%s\n' "$uid" >"$run/session-uid" && marked=yes; }
 git -c core.pager=cat -C "$repo" fetch --prune --quiet origin || exit "$E_FETCH_FAILED"
+if [ "$new" = "new" ] && [ -z "$from" ]; then
+  from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
+  from="${from#origin/}"
+  [ -n "$from" ] || from=main
+fi
+# The refs that exist among the candidates, one a line. A pattern also matches the
+# refs below it (refs/heads/a matches refs/heads/a/b), so has() compares whole lines.
+refs="$(git -C "$repo" for-each-ref --format='%(refname)' \
+  "refs/remotes/origin/$branch" "refs/heads/$branch" "refs/tags/$branch" \
+  ${from:+"refs/remotes/origin/$from"} ${from:+"refs/tags/$from"} ${from:+"refs/heads/$from"})" \
+  || refs=""
+has() {
+  case "
+$refs
+" in *"
+$1
+"*) return 0 ;; esac
+  return 1
+}
 start=""
 if [ "$new" != "new" ]; then
   # Only a branch will do: a tag or a commit would be checked out detached.
-  found=""
-  for r in "refs/remotes/origin/$branch" "refs/heads/$branch"; do
-    if git -C "$repo" show-ref --verify --quiet "$r"; then found=yes; break; fi
-  done
-  if [ -z "$found" ]; then
-    if git -C "$repo" show-ref --verify --quiet "refs/tags/$branch"; then
+  if ! has "refs/remotes/origin/$branch" && ! has "refs/heads/$branch"; then
+    if has "refs/tags/$branch"; then
       echo "named=tag"; exit "$E_NOT_A_BRANCH"
     fi
     if git -C "$repo" rev-parse --verify --quiet --end-of-options "$branch^{commit}" >/dev/null
@@ -218,20 +227,16 @@ else
   # newBranch only ever creates: a branch that exists is someone's work, unless
   # this Session made it itself (an attempt that stopped mid-checkout).
   where=""
-  if git -C "$repo" show-ref --verify --quiet "refs/heads/$branch"; then where="local"; fi
-  if git -C "$repo" show-ref --verify --quiet "refs/remotes/origin/$branch"; then
-    where="${where:+$where,}origin"
-  fi
+  if has "refs/heads/$branch"; then where="local"; fi
+  if has "refs/remotes/origin/$branch"; then where="${where:+$where,}origin"; fi
   if [ -n "$where" ] && { [ "$own" != "own" ] || [ "$where" != "local" ]; }; then
     echo "exists=$where"; exit "$E_BRANCH_EXISTS"
   fi
-  if [ -z "$from" ]; then
-    from="$(git -C "$repo" symbolic-ref --quiet --short refs/remotes/origin/HEAD)" || from=""
-    from="${from#origin/}"
-    [ -n "$from" ] || from=main
-  fi
   echo "from=$from"
-  start="$(resolve "$from")" || exit "$E_FROM_MISSING"
+  for r in "refs/remotes/origin/$from" "refs/tags/$from" "refs/heads/$from"; do
+    if has "$r"; then start="$r"; break; fi
+  done
+  [ -n "$start" ] || exit "$E_FROM_MISSING"
   echo "start=$start"
 fi
 # Decided: from here on the Session may change the pod.
@@ -240,7 +245,6 @@ if [ -e "$path" ]; then
   [ "$top" = "$(cd "$path" && pwd -P)" ] || exit "$E_PATH_TAKEN"
   current="$(git -C "$path" symbolic-ref --quiet --short HEAD)" || current=""
   if [ "$current" != "$branch" ]; then echo "holds=$current"; exit "$E_HOLDS_OTHER"; fi
-  left="$(cat "$run/session-uid" 2>/dev/null)" || left=""
   if [ "$left" != "$uid" ]; then
     # Left behind by another Session of this name: adopt it only when empty.
     if held="$(assess "$path")"; then
@@ -267,7 +271,7 @@ else
   git -C "$repo" worktree add --quiet -- "$path" "$branch" || exit "$E_ADD_FAILED"
   echo "added=yes"
 fi
-mark || exit "$E_MARK_FAILED"
+[ -n "$marked" ] || mark || exit "$E_MARK_FAILED"
 echo "commit=$(git -C "$path" rev-parse --verify HEAD)"
 printf '%s\n' '--rdev-changes--'
 counts "$path" || exit "$E_UNREADABLE"
