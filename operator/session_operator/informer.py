@@ -70,10 +70,20 @@ class Informer:
 
     def feeds(self, namespaces: tuple[str, ...]) -> list[Feed]:
         kube, store, shard = self.kube, self.store, self.shard
-        pods, services = POD_SELECTOR, SERVICE_SELECTOR
+        labelled = (  # the kinds watched by label: pods of projects, the operator's Services
+            ("pods", store.pods, kube.list_pods, kube.watch_pods, POD_SELECTOR, self.observe_pod),
+            (
+                "services",
+                store.services,
+                kube.list_services,
+                kube.watch_services,
+                SERVICE_SELECTOR,
+                self.observe_service,
+            ),
+        )
         out = []
         for ns in namespaces or (None,):
-            out += [
+            out.append(
                 Feed(
                     "sessions",
                     ns,
@@ -81,24 +91,12 @@ class Informer:
                     partial(kube.list_sessions, ns, shard),
                     partial(kube.watch_sessions, namespace=ns, shard=shard),
                     self.observe_session,
-                ),
-                Feed(
-                    "pods",
-                    ns,
-                    store.pods,
-                    partial(kube.list_pods, ns, pods, shard),
-                    partial(kube.watch_pods, namespace=ns, selector=pods, shard=shard),
-                    self.observe_pod,
-                ),
-                Feed(
-                    "services",
-                    ns,
-                    store.services,
-                    partial(kube.list_services, ns, services, shard),
-                    partial(kube.watch_services, namespace=ns, selector=services, shard=shard),
-                    self.observe_service,
-                ),
-            ]
+                )
+            )
+            for what, cache, lister, watcher, selector, observe in labelled:
+                listing = partial(lister, ns, selector, shard)
+                watching = partial(watcher, namespace=ns, selector=selector, shard=shard)
+                out.append(Feed(what, ns, cache, listing, watching, observe))
         return out
 
     async def prime(self, namespaces: tuple[str, ...]) -> dict[str, int]:

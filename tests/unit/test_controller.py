@@ -1310,34 +1310,31 @@ async def test_a_new_session_gets_the_finalizer_before_anything_is_made() -> Non
     assert kube.finalizer_patches == ["s1"]  # once
 
 
-@aio
-async def test_a_finalizer_patch_that_finds_a_newer_session_reads_it_again() -> None:
+async def _finalizer_patch_raising(error: Exception) -> tuple[Result, FakeKube]:
+    """A new Session's reconcile whose finalizer patch raises ``error``."""
     h, kube, _, _ = make()
     body = new_session()
     del body["metadata"]["finalizers"]
     kube.add_session(body)
 
-    async def stale(body: Body, finalizer: str) -> Body | None:
-        raise Stale("422: the test of /metadata/resourceVersion failed")
+    async def failing(body: Body, finalizer: str) -> Body | None:
+        raise error
 
-    kube.add_finalizer = stale  # type: ignore[method-assign]
-    result = await h.reconcile(body)
+    kube.add_finalizer = failing  # type: ignore[method-assign]
+    return await h.reconcile(body), kube
+
+
+@aio
+async def test_a_finalizer_patch_that_finds_a_newer_session_reads_it_again() -> None:
+    result, kube = await _finalizer_patch_raising(Stale("422: the test failed"))
     assert result.failed and not result.wrote_status
     assert kube.events == [] and kube.status_patches == []
 
 
 @aio
 async def test_a_refused_request_is_a_reconcile_error_with_an_event() -> None:
-    h, kube, _, _ = make()
-    body = new_session()
-    del body["metadata"]["finalizers"]
-    kube.add_session(body)
-
-    async def refused(body: Body, finalizer: str) -> Body | None:
-        raise KubeError(422, "admission policy refused-by-test denied the request")
-
-    kube.add_finalizer = refused  # type: ignore[method-assign]
-    result = await h.reconcile(body)
+    refusal = KubeError(422, "admission policy refused-by-test denied the request")
+    result, kube = await _finalizer_patch_raising(refusal)
     assert result.failed
     assert [(r, "refused-by-test" in m) for _, r, m in kube.events] == [
         (Reason.RECONCILE_ERROR, True)

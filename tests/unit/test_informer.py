@@ -65,25 +65,18 @@ class RecordingKube:
     ) -> AsyncIterator[WatchEvent]:
         return self._watch(version, kind="sessions", namespace=namespace, shard=shard)
 
+    # Pods and Services: the same calls with a label selector (what the informer passes).
     def list_pods(self, namespace: str | None, selector: str, shard: str = "") -> Any:
         return self._list(kind="pods", namespace=namespace, selector=selector, shard=shard)
-
-    def watch_pods(
-        self, version: str, namespace: str | None, selector: str, shard: str = ""
-    ) -> Any:
-        return self._watch(
-            version, kind="pods", namespace=namespace, selector=selector, shard=shard
-        )
 
     def list_services(self, namespace: str | None, selector: str, shard: str = "") -> Any:
         return self._list(kind="services", namespace=namespace, selector=selector, shard=shard)
 
-    def watch_services(
-        self, version: str, namespace: str | None, selector: str, shard: str = ""
-    ) -> Any:
-        return self._watch(
-            version, kind="services", namespace=namespace, selector=selector, shard=shard
-        )
+    def watch_pods(self, version: str, **call: Any) -> Any:
+        return self._watch(version, kind="pods", **call)
+
+    def watch_services(self, version: str, **call: Any) -> Any:
+        return self._watch(version, kind="services", **call)
 
 
 def informer(kube: RecordingKube, shard: str = "") -> tuple[Informer, WorkQueue[Key]]:
