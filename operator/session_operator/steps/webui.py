@@ -105,6 +105,9 @@ async def start_web_ui(ctx: Ctx, env: Env) -> None:
         else:
             ctx.event("Normal", Reason.WEBUI_STARTED, "web UI started")
     if not started.healthy:
+        # Not yet an answer either way: keep the retry count, so a UI that never answers
+        # backs off (a start that reads as a success would reset it every other try).
+        ctx.backing_off = True
         status.web_ui = WebUIState.STARTING
         message = f"waiting for the web UI to answer {settings.webui_health_path}"
         ctx.cond(WEBUI_READY, False, Reason.STARTING, message)
