@@ -66,7 +66,9 @@ class App:
         env = Env(settings=settings, kube=kube, events=events, execs=execs, store=store)
         gate = Gate(priority)
         informer = Informer(kube, store, queue, shards.shard_selector(index, count))
-        app = cls(settings, kube, execs, env, queue, Controller(env, queue), informer, gate)
+        controller = Controller(env, queue)
+        informer.on_session_gone = controller.forget
+        app = cls(settings, kube, execs, env, queue, controller, informer, gate)
         metrics.bind(str(index))
         metrics.register_gauges(store, gate.open.is_set, str(index))
         return app

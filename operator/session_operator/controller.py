@@ -155,13 +155,18 @@ class Controller:
         if result.requeue_after is not None:
             self.queue.add_after(key, result.requeue_after)
 
+    def forget(self, key: Key) -> None:
+        """The Session is gone from the API (also one whose finalizer someone removed by
+        hand): no timers, retries or remembered state are left for it."""
+        self.queue.discard(key)
+        self.env.forget(key)
+
     # Reconcile --------------------------------------------------------------
     async def reconcile(self, key: Key) -> Result:
         """Bring one Session closer to its spec; never raises (a bug is reported and retried)."""
         body = self.env.store.sessions.get(key)
         if body is None:
-            self.queue.discard(key)
-            self.env.forget(key)
+            self.forget(key)
             return Result()
         meta = body["metadata"]
         ours = FINALIZER in (meta.get("finalizers") or ())
@@ -289,8 +294,7 @@ class Controller:
             log.warning("%s/%s: %s", *key, message)
             await self.env.events.post_event(body, "Warning", Reason.WORKTREE_KEPT, message)
         await self.env.kube.remove_finalizer(body, FINALIZER)  # None: gone already
-        self.queue.discard(key)
-        self.env.forget(key)
+        self.forget(key)
         return Result()
 
     async def finalize(self, body: Body) -> None:

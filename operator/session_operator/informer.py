@@ -64,7 +64,7 @@ class Informer:
         self.store = store
         self.queue = queue
         self.shard = shard  # the shardSelector of this replica's namespaces; empty: all
-        # Told the key of every Session that is gone from the API (Controller.forget_deletion).
+        # Told the key of every Session that is gone from the API (Controller.forget).
         self.on_session_gone: Callable[[Key], None] = lambda key: None
         self.versions: dict[tuple[str, str | None], str] = {}
 

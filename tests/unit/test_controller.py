@@ -1389,3 +1389,25 @@ async def _failing_finalizer(patch: pytest.MonkeyPatch) -> None:
     kept = [m for _, r, m in kube.events if r == Reason.WORKTREE_KEPT]
     assert kept == ["giving up on cleaning the worktree after 3 attempts: the pod does not answer"]
     assert body["metadata"]["name"] == "s1"
+
+
+@aio
+async def test_a_session_gone_from_the_api_leaves_nothing_behind() -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        h, kube, _, _ = make()
+
+        async def unreachable(ctx: Any, env: Any) -> None:
+            raise execresult.ExecError("the pod does not answer")
+
+        patch.setattr("session_operator.steps.ending.remove_worktree", unreachable)
+        kube.add_session(deleted(new_session()))
+        key = ("ns", "s1")
+        result = await h.reconcile(kube.sessions[key])
+        h.controller.schedule(key, result)
+        assert h.controller.queue.backoff.failures(key) == 1
+        assert key in h.controller.env.retry_due
+        # Someone removed the finalizer by hand: the informer tells the controller.
+        h.controller.forget(key)
+        assert h.controller.queue.backoff.failures(key) == 0
+        assert key not in h.controller.env.retry_due
+        assert h.controller.queue.pending_delay(key) is None
