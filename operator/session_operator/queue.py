@@ -9,8 +9,6 @@ queue guarantees what makes a level-based reconcile safe and cheap:
 - ``add_after`` schedules a re-add; the earliest pending deadline per key wins;
 - ``add_rate_limited`` backs off per key, exponentially and capped; ``forget``
   resets that after a success;
-- ``hold`` gives a caller (the finalizer) the key exclusively, so deletion never
-  overlaps a reconcile of the same Session;
 - fairness across groups (namespaces): a free worker takes a key of the group
   with the fewest keys in flight (round-robin among equals). Of the
   ``workers + reserved_workers(workers)`` workers, a group with something in
@@ -23,9 +21,8 @@ queue guarantees what makes a level-based reconcile safe and cheap:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic
 
 from .backoff import Backoff, K
@@ -60,7 +57,6 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
-        self._holders: dict[K, list[asyncio.Future[None]]] = {}
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
@@ -197,38 +193,8 @@ class WorkQueue(Generic[K]):
                 del self._active[group]
             if self._groups:
                 self._ready.set()  # a worker is free: waiting keys may now start
-        waiters = [w for w in self._holders.pop(key, []) if not w.done()]
-        if waiters:
-            # A hold() is waiting: it goes first; a pending add runs after it.
-            waiter, *rest = waiters
-            if rest:
-                self._holders[key] = rest
-            self._processing.add(key)
-            waiter.set_result(None)
-            return
         if key in self._dirty:
             self._enqueue(key)
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: K) -> AsyncIterator[None]:
-        """Process ``key`` outside the workers, never alongside one of them."""
-        if key in self._processing:
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            self._holders.setdefault(key, []).append(waiter)
-            try:
-                await waiter  # done() hands the key over, already marked in flight
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self.done(key)  # handed over just as we were cancelled: pass it on
-                raise
-        else:
-            self._processing.add(key)
-        if key in self._dirty:
-            self._unqueue(key)  # stays dirty: re-queued when the hold ends
-        try:
-            yield
-        finally:
-            self.done(key)
 
     async def shutdown(self) -> None:
         self._shutdown = True

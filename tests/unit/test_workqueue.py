@@ -1,4 +1,4 @@
-"""The keyed work queue: dedup, one in flight per key, delayed re-adds, backoff, hold."""
+"""The keyed work queue: dedup, one in flight per key, delayed re-adds, backoff, fairness."""
 
 from __future__ import annotations
 
@@ -104,40 +104,6 @@ async def test_discard_drops_timers_and_backoff() -> None:
     assert q.pending_delay("a") is None and q.backoff.failures("a") == 0
     await asyncio.sleep(0.05)
     assert len(q) == 0
-
-
-@aio
-async def test_hold_waits_for_the_worker_and_keeps_workers_out() -> None:
-    q = queue()
-    q.add("a")
-    assert await q.get() == "a"
-    order: list[str] = []
-
-    async def finalizer() -> None:
-        async with q.hold("a"):
-            order.append("hold")
-            q.add("a")  # an event during the hold
-            assert len(q) == 0
-            await asyncio.sleep(0.01)
-        order.append("released")
-
-    task = asyncio.create_task(finalizer())
-    await asyncio.sleep(0.01)
-    assert order == []  # the worker still has it
-    order.append("worker done")
-    q.done("a")
-    await task
-    assert order == ["worker done", "hold", "released"]
-    assert await q.get() == "a"  # the add during the hold runs after it
-
-
-@aio
-async def test_hold_removes_a_queued_key_until_released() -> None:
-    q = queue()
-    q.add("a")
-    async with q.hold("a"):
-        assert len(q) == 0
-    assert len(q) == 1
 
 
 @aio
@@ -265,19 +231,6 @@ async def test_many_groups_never_run_more_than_capacity_and_never_share_a_key() 
     await asyncio.gather(*workers)
     assert peak <= q.capacity
     assert q.running("ns0") == 0 and runs >= 23
-
-
-@aio
-async def test_hold_of_a_queued_key_keeps_the_group_turns_consistent() -> None:
-    q = fair_queue(4)
-    q.add(("a", "x"))
-    q.add(("b", "y"))
-    async with q.hold(("a", "x")):
-        assert len(q) == 1
-        assert await q.get() == ("b", "y")
-    assert len(q) == 1
-    assert await q.get() == ("a", "x")
-    assert q.running("a") == 1
 
 
 def test_one_backoff_paces_queue_finalizer_and_start_up_alike() -> None:
