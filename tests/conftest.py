@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -158,9 +159,36 @@ class OperatorProcess:
         return self.log_path.read_text(errors="replace")
 
 
+# The operators a test started, for its report should it fail.
+OPERATORS = pytest.StashKey[list["OperatorProcess"]]()
+# How much of each operator's log a failed test's report shows: its last lines, less
+# DEBUG and the liveness probes'.
+LOG_TAIL = 40
+QUIET = re.compile(r"\[DEBUG|aiohttp\.access")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report ends with what its operators logged: a failure seen only
+    in CI can be read, not guessed at."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    for op in item.stash.get(OPERATORS, []):
+        try:
+            lines = [ln for ln in op.logs().splitlines() if not QUIET.search(ln)]
+        except OSError as exc:
+            lines = [f"(no log: {exc})"]
+        report.sections.append((f"operator log {op.log_path.name}", "\n".join(lines[-LOG_TAIL:])))
+
+
 @pytest.fixture
-def operator_factory(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[Any]:
+def operator_factory(
+    kubeconfig: str, namespace: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     started: list[OperatorProcess] = []
+    request.node.stash[OPERATORS] = started
 
     def start(**env: str) -> OperatorProcess:
         op = OperatorProcess(

@@ -165,10 +165,18 @@ class Connection:
         if user_agent:
             # Names the replica (and its shard) in audit logs and in managedFields.
             self.headers["User-Agent"] = user_agent
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=max(pool_size, 4), ssl=resuming(info.as_ssl_context())
-            ),
+        context = resuming(info.as_ssl_context())
+        self.session = self._session(max(pool_size, 4), context)
+        # Watches hold their connections for minutes, one per feed (three per namespace
+        # served): in the request pool, enough of them leave no connection for a
+        # request, and every reconcile waits for a watch to end. Their number is fixed
+        # by the configuration, so their pool has no limit.
+        self.streams = self._session(0, context)
+
+    @staticmethod
+    def _session(limit: int, context: ssl.SSLContext) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, ssl=context),
             # No ~/.netrc or proxy variables looked up per request (a thread hop each).
             trust_env=False,
             read_bufsize=2**21,
@@ -240,7 +248,7 @@ class Connection:
         )
         for attempt in (1, 2):
             try:
-                async with self.session.get(
+                async with self.streams.get(
                     self.server + path,
                     params=params,
                     headers=self.headers,
@@ -266,6 +274,7 @@ class Connection:
 
     async def close(self) -> None:
         await self.session.close()
+        await self.streams.close()
 
 
 def api_path(kind: Kind, namespace: str | None, name: str = "", sub: str = "") -> str:
