@@ -247,24 +247,44 @@ def wait_condition(
     reason: str | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = [{}]
+
     def check() -> dict[str, Any] | None:
-        session = get_session(api, namespace, name)
+        session = seen[0] = get_session(api, namespace, name)
         cond = condition(session, kind)
         if cond and cond["status"] == status and (reason is None or cond["reason"] == reason):
             return session
         return None
 
-    return wait_for(check, timeout=timeout, what=f"{name} {kind}={status} {reason or ''}")
+    with _saying_status(seen):
+        return wait_for(check, timeout=timeout, what=f"{name} {kind}={status} {reason or ''}")
+
+
+@contextlib.contextmanager
+def _saying_status(seen: list[dict[str, Any]]) -> Iterator[None]:
+    """A wait for a Session that times out says the status it saw last: why it is stuck."""
+    try:
+        yield
+    except AssertionError as exc:
+        status = seen[0].get("status") or {}
+        found = status.get("conditions") or []
+        conditions = [(c.get("type"), c.get("status"), c.get("reason")) for c in found]
+        raise AssertionError(
+            f"{exc}; last seen: phase {status.get('phase')!r}, conditions {conditions}"
+        ) from None
 
 
 def wait_phase(
     api: client.ApiClient, namespace: str, name: str, phase: str, timeout: float = 60.0
 ) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = [{}]
+
     def check() -> dict[str, Any] | None:
-        session = get_session(api, namespace, name)
+        session = seen[0] = get_session(api, namespace, name)
         return session if (session.get("status") or {}).get("phase") == phase else None
 
-    return wait_for(check, timeout=timeout, what=f"{name} phase {phase}")
+    with _saying_status(seen):
+        return wait_for(check, timeout=timeout, what=f"{name} phase {phase}")
 
 
 def events_for(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
