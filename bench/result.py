@@ -161,6 +161,12 @@ class Held:
     floor_held_throughput_sessions_per_s: float
     held_throughput_ratio_to_floor: float | None
     held_cpu_ms_per_session: float | None
+    # The operator's execs during its burst, by step: the burst's own, and any the held
+    # Sessions' timers (web UI checks, workspace counts) ran beside it.
+    held_execs_by_step: dict[str, float] | None = field(default=None, metadata=MEASURED)
+    # The machine's CPU seconds by process over each burst: where the time went.
+    held_system_cpu_s: dict[str, float] | None = field(default=None, metadata=MEASURED)
+    floor_held_system_cpu_s: dict[str, float] | None = field(default=None, metadata=MEASURED)
 
 
 @dataclass

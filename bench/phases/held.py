@@ -12,6 +12,7 @@ from __future__ import annotations
 import report
 from floor import Floor, FloorThread
 from harness import Harness, projects
+from operator_proc import parse_labeled
 from phases import burst
 from result import Held, Idle
 
@@ -20,7 +21,9 @@ async def run(h: Harness, idle: Idle) -> Held:
     assert h.tracker and h.floor_tracker and h.op
     count, held = h.args.held, idle.idle_ready
     mine = projects(h.op_pods[h.args.idle : h.args.idle + count])
+    execs0 = parse_labeled(await h.op.metrics(), "rdev_exec_total", "step")
     op = await burst.run(h, h.ns, h.tracker, mine, "h")
+    execs1 = parse_labeled(await h.op.metrics(), "rdev_exec_total", "step")
     floor_pods = h.floor_pods[:count]
     by_project = dict(zip(projects(floor_pods), floor_pods, strict=True))
     h.floor = FloorThread(Floor(h.floor_kube, h.floor_ns, by_project, h.webui_cmd, h.workers))
@@ -43,4 +46,11 @@ async def run(h: Harness, idle: Idle) -> Held:
         floor_held_throughput_sessions_per_s=floor.throughput_sessions_per_s,
         held_throughput_ratio_to_floor=ratio,
         held_cpu_ms_per_session=round(1000 * op.cpu_s / count, 2) if op.cpu_s else None,
+        held_execs_by_step={
+            step: n - execs0.get(step, 0.0)
+            for step, n in sorted(execs1.items())
+            if n > execs0.get(step, 0.0)
+        },
+        held_system_cpu_s=op.system_cpu_s,
+        floor_held_system_cpu_s=floor.system_cpu_s,
     )
