@@ -61,6 +61,7 @@ class Harness:
     single_pods: list[dict[str, Any]]
     op_pods: list[dict[str, Any]]
     floor_pods: list[dict[str, Any]]
+    floor_held_pods: list[dict[str, Any]]
     queue_pods: list[dict[str, Any]]
 
     def __init__(self, args: argparse.Namespace):

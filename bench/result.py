@@ -151,7 +151,7 @@ class Idle:
 @dataclass
 class Held:
     """A burst into the operator holding the idle phase's Active Sessions, and the floor's
-    burst beside it on the same API server (which holds them too)."""
+    burst into as many Active Sessions of its own, on the same API server."""
 
     held_sessions: int
     held_burst_n: int
@@ -161,6 +161,8 @@ class Held:
     floor_held_throughput_sessions_per_s: float
     held_throughput_ratio_to_floor: float | None
     held_cpu_ms_per_session: float | None
+    # The Active Sessions the floor held in its namespace meanwhile (older runs: none).
+    floor_held_sessions: int | None = field(default=None, metadata=MEASURED)
     # The operator's execs during its burst, by step: the burst's own, and any the held
     # Sessions' timers (web UI checks, workspace counts) ran beside it.
     held_execs_by_step: dict[str, float] | None = field(default=None, metadata=MEASURED)

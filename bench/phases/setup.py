@@ -49,16 +49,20 @@ async def run(h: Harness) -> Setup:
     held = a.held if a.idle else 0
     h.op_pods = await asyncio.to_thread(pods_for, "pp", max(a.n, a.idle + held), "proj")
     h.floor_pods = await asyncio.to_thread(pods_for, "fp", max(a.n, held), "fproj")
+    # The projects of the Sessions the floor holds, as many as the operator holds, before
+    # either takes the held burst (held.py).
+    h.floor_held_pods = await asyncio.to_thread(pods_for, "fq", a.idle if held else 0, "fhold")
     h.queue_pods = []
     if a.queue:
         paths = await asyncio.to_thread(fixtures.make_repo, template, h.work / "pods" / "qp")
         h.queue_pods = [fixtures.pod_manifest("qp-0000", QUEUE_PROJECT, paths)]
     await fixtures.create_pods(h.admin, h.ns, h.single_pods + h.op_pods + h.queue_pods)
-    await fixtures.create_pods(h.admin, h.floor_ns, h.floor_pods)
+    await fixtures.create_pods(h.admin, h.floor_ns, h.floor_pods + h.floor_held_pods)
     total = len(h.single_pods) + len(h.op_pods) + len(h.queue_pods)
     await fixtures.wait_pods_ready(h.admin, h.ns, total, timeout=300 + total * 0.2)
-    await fixtures.wait_pods_ready(h.admin, h.floor_ns, len(h.floor_pods), 300)
-    result = Setup(pods=total + len(h.floor_pods), setup_s=round(now() - started, 1))
+    floor_total = len(h.floor_pods) + len(h.floor_held_pods)
+    await fixtures.wait_pods_ready(h.admin, h.floor_ns, floor_total, 300 + floor_total * 0.2)
+    result = Setup(pods=total + floor_total, setup_s=round(now() - started, 1))
     print(f"setup: {result.pods} project pods Ready in {result.setup_s}s")
 
     h.tracker = SessionTracker(h.admin, h.ns)
