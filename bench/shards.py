@@ -7,7 +7,10 @@ one kwok project pod (and git clone) per Session, and runs the same burst of ``-
 creations, spread round-robin over all namespaces, three times:
 
 1. **single**: one cluster-wide replica (``RDEV_SHARDS=1``);
-2. **sharded**: ``--shards`` replicas, ``RDEV_SHARDS=N``, ``RDEV_SHARD=0…N-1``;
+2. **sharded**: ``--shards`` replicas, ``RDEV_SHARDS=N``, ``RDEV_SHARD=0…N-1``, and
+   ``RDEV_SHARD_BOUNDARIES`` as ``kubectl session shards`` plans them from the Sessions
+   each namespace will hold (``--boundaries planned``, the default; ``equal``: equal
+   slices, whose spread over 80 random names is a draw);
 3. **failover**: two replicas per shard (same ``RDEV_SHARD``, a ClusterKopfPeering per
    shard, ``RDEV_PEERING_LIFETIME=--lifetime``); the leader of the shard with the most
    Sessions is SIGKILLed once ``--kill-at`` of its Sessions are Active.
@@ -56,7 +59,8 @@ from tracker import GROUP, PLURAL, VERSION, SessionTracker, gone, phase
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "operator"))
-from session_operator import gitcmd, shards  # noqa: E402 (the operator's own hash and script)
+from rdev_api import shards  # noqa: E402 (the operator's own hash)
+from session_operator import gitcmd  # noqa: E402 (the operator's own script)
 
 REPLICA_NS = "rdev-bench-shards"
 REPLICA_GROUP = f"system:serviceaccounts:{REPLICA_NS}"
@@ -125,6 +129,7 @@ class Bench:
         self.prefix = f"rs-{self.run_id}-"
         self.audit = AuditLog(self.cluster_dir / "audit.log")
         self.spaces: list[str] = []
+        self.cuts: tuple[int, ...] = ()  # RDEV_SHARD_BOUNDARIES; empty: equal slices
         self.pods: dict[str, list[str]] = {}
         self.replicas: list[Replica] = []
         self.peerings: list[str] = []
@@ -189,22 +194,31 @@ class Bench:
         self.tracker = ClusterTracker(admin, "all namespaces")
         await self.tracker.start()
         self.audit_task = asyncio.create_task(self.follow_audit())
-        spread = Counter(shards.shard_of(ns, a.shards) for ns in self.spaces)
-        sessions: Counter[int] = Counter()
-        for ns in self.spaces:
-            sessions[shards.shard_of(ns, a.shards)] += len(self.pods[ns])
+        # What `kubectl session shards` plans from the Sessions each namespace holds: here
+        # one per project pod, known before the burst makes them.
+        weights = {ns: len(self.pods[ns]) for ns in self.spaces}
+        equal = shards.tally(weights, a.shards)
+        if a.boundaries == "planned":
+            self.cuts = shards.plan(weights, a.shards)
+        spread = shards.tally(weights, a.shards, self.cuts)
         setup = {
             "sessions": a.sessions,
             "namespaces": a.namespaces,
             "shards": a.shards,
-            "namespaces_per_shard": [spread[i] for i in range(a.shards)],
-            "sessions_per_shard": [sessions[i] for i in range(a.shards)],
+            "boundaries": a.boundaries,
+            "shard_boundaries": shards.format_cuts(self.cuts),
+            "namespaces_per_shard": [spaces for spaces, _ in spread],
+            "sessions_per_shard": [held for _, held in spread],
+            "equal_slices_namespaces_per_shard": [spaces for spaces, _ in equal],
+            "equal_slices_sessions_per_shard": [held for _, held in equal],
             "setup_s": round(now() - started, 1),
         }
         print(
             f"setup: {a.sessions} project pods in {a.namespaces} namespaces in"
-            f" {setup['setup_s']} s; namespaces per shard {setup['namespaces_per_shard']},"
-            f" Sessions per shard {setup['sessions_per_shard']}",
+            f" {setup['setup_s']} s; {a.boundaries} boundaries: namespaces per shard"
+            f" {setup['namespaces_per_shard']}, Sessions per shard"
+            f" {setup['sessions_per_shard']} (equal slices would give"
+            f" {setup['equal_slices_namespaces_per_shard']} namespaces)",
             flush=True,
         )
         return setup
@@ -231,7 +245,8 @@ class Bench:
             for k, ns in enumerate(self.spaces):
                 if j < len(self.pods[ns]):
                     name = f"{tag}-{k:03d}-{j}"
-                    out.append(Spec(ns, name, self.pods[ns][j], shards.shard_of(ns, self.a.shards)))
+                    shard = shards.shard_of(ns, self.a.shards, self.cuts)
+                    out.append(Spec(ns, name, self.pods[ns][j], shard))
         return out
 
     # Replicas ------------------------------------------------------------------------
@@ -252,6 +267,7 @@ class Bench:
         env = {
             "RDEV_SHARDS": str(count),
             "RDEV_SHARD": str(shard),
+            "RDEV_SHARD_BOUNDARIES": shards.format_cuts(self.cuts) if count > 1 else "",
             "RDEV_WEBUI_COMMAND": "sleep 86400",
             "POD_NAME": name,
             "POD_ID": name,
@@ -920,6 +936,12 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=8000, help="Active Sessions in the burst")
     parser.add_argument("--namespaces", type=int, default=80)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument(
+        "--boundaries",
+        choices=("planned", "equal"),
+        default="planned",
+        help="RDEV_SHARD_BOUNDARIES as `kubectl session shards` plans them, or equal slices",
+    )
     parser.add_argument("--lifetime", type=int, default=15, help="RDEV_PEERING_LIFETIME, seconds")
     parser.add_argument(
         "--kill-at",

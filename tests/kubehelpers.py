@@ -462,9 +462,9 @@ def plugin(
 
 
 @contextlib.contextmanager
-def scratch_namespace(api: client.ApiClient) -> Iterator[str]:
+def scratch_namespace(api: client.ApiClient, name: str = "") -> Iterator[str]:
     """A namespace of its own, ready for Sessions; deleted afterwards, finalizers and all."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
+    name = name or f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name}})
     # Admission needs the default ServiceAccount, which the controller-manager makes.

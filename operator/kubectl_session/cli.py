@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION, timing
+from rdev_api import API_VERSION, GROUP, KIND, PLURAL, VERSION, shards, timing
 from rdev_api.conditions import READY, STALLED, SUMMARY
 from rdev_api.durations import duration_ns
 from rdev_api.models import TERMINAL_PHASES, Phase, WebUIState
@@ -48,6 +48,7 @@ from .kubeapi import (
     list_sessions,
     patch_session,
     session_events,
+    sessions_per_namespace,
     watch_session,
 )
 
@@ -184,6 +185,18 @@ def cmd_list(args: argparse.Namespace, target: Target) -> int:
         print(f"No sessions found in namespace {target.namespace}.", file=sys.stderr)
         return 0
     print(render.session_table(items, _now()))
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace, target: Target) -> int:
+    """Plan RDEV_SHARD_BOUNDARIES from the Sessions each namespace holds (cluster-wide)."""
+    try:
+        cuts = shards.parse_cuts(args.boundaries or "", args.shards)
+    except ValueError as exc:
+        raise PluginError(f"--boundaries: {exc}") from None
+    plan = render.shard_plan(sessions_per_namespace(target), args.shards, cuts)
+    if not _print_data(plan, args.output):
+        print(render.shard_table(plan, cuts))
     return 0
 
 
@@ -508,6 +521,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _shard_count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= shards.MAX_SHARDS:
+        raise argparse.ArgumentTypeError(f"{text} is not 1..{shards.MAX_SHARDS}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors exit 1 like every other error (argparse would use 2)."""
 
@@ -548,6 +568,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("list", aliases=["ls"], help="list Sessions with their deadlines")
     _common(p, output=True)
     p.set_defaults(func=cmd_list)
+
+    p = verbs.add_parser(
+        "shards", help="Sessions per shard, and RDEV_SHARD_BOUNDARIES that balance them"
+    )
+    p.add_argument("--shards", type=_shard_count, required=True, help="RDEV_SHARDS")
+    p.add_argument("--boundaries", help="RDEV_SHARD_BOUNDARIES as set now (default: equal)")
+    _common(p, output=True)
+    p.set_defaults(func=cmd_shards)
 
     p = verbs.add_parser("describe", help="status, conditions, events and workspace changes")
     p.add_argument("name")

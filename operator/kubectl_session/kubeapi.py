@@ -125,6 +125,28 @@ def list_sessions(target: Target) -> list[dict[str, Any]]:
     return sorted(items, key=lambda o: str((o.get("metadata") or {}).get("name", "")))
 
 
+def sessions_per_namespace(target: Target) -> dict[str, int]:
+    """Every namespace that holds Sessions, with how many: pages of names only."""
+    counts: dict[str, int] = {}
+    token: str | None = None
+    while True:
+        page = call(
+            "listing sessions in all namespaces",
+            target.custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            PLURAL,
+            limit=500,
+            _continue=token,
+        )
+        for item in page.get("items") or []:
+            namespace = str((item.get("metadata") or {}).get("namespace", ""))
+            counts[namespace] = counts.get(namespace, 0) + 1
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return counts
+
+
 def patch_session(target: Target, name: str, patch: dict[str, Any]) -> dict[str, Any]:
     get_session(target, name)  # a clear "not found" before the patch
     return dict(

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from rdev_api import shards
 from rdev_api.models import TERMINAL_PHASES
 from rdev_api.names import PREVIEW_PORT, clone_url
 from rdev_api.sanitize import one_line
@@ -286,3 +287,60 @@ def next_commands(name: str, namespace: str, spec: dict[str, Any]) -> list[str]:
         )
     width = max(len(command) for command, _ in steps)
     return ["Next:", *(f"  {command.ljust(width)}  # {why}" for command, why in steps)]
+
+
+def shard_plan(weights: dict[str, int], count: int, cuts: Sequence[int]) -> dict[str, Any]:
+    """The slices of the ring with the namespaces and Sessions each serves: as set now
+    (``cuts``; empty: equal slices) and as ``shards.plan`` balances them."""
+    planned = shards.plan(weights, count)
+    total = sum(weights.values()) or 1
+
+    def slices(chosen: Sequence[int]) -> list[dict[str, Any]]:
+        points = shards.edges(count, chosen)
+        return [
+            {
+                "shard": index,
+                "from": shards.hex_bound(points[index]),
+                "to": shards.hex_bound(points[index + 1]),
+                "namespaces": spaces,
+                "sessions": held,
+                "share": round(100 * held / total, 1),
+            }
+            for index, (spaces, held) in enumerate(shards.tally(weights, count, chosen))
+        ]
+
+    return {
+        "sessions": sum(weights.values()),
+        "namespaces": len(weights),
+        "shards": count,
+        "now": slices(cuts),
+        "planned": slices(planned),
+        "boundaries": shards.format_cuts(planned),
+    }
+
+
+def shard_table(plan: dict[str, Any], cuts: Sequence[int]) -> str:
+    head = ["", "SHARD", "FROM", "TO", "NAMESPACES", "SESSIONS", "SHARE"]
+    rows: list[list[str]] = []
+    for label, key in (("now" if cuts else "equal", "now"), ("planned", "planned")):
+        for row in plan[key]:
+            rows.append(
+                [
+                    label if row["shard"] == 0 else "",
+                    str(row["shard"]),
+                    row["from"],
+                    row["to"],
+                    str(row["namespaces"]),
+                    str(row["sessions"]),
+                    f"{row['share']}%",
+                ]
+            )
+    lines = [
+        f"{plan['sessions']} Sessions in {plan['namespaces']} namespaces, {plan['shards']} shards",
+        table(head, rows),
+    ]
+    if plan["boundaries"]:
+        lines.append(f"\nRDEV_SHARD_BOUNDARIES={plan['boundaries']}")
+    else:
+        lines.append("\nfewer namespaces than shards: keep equal slices")
+    return "\n".join(lines)

@@ -12,7 +12,9 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from . import metrics, shards
+from rdev_api import shards
+
+from . import metrics
 from .backoff import BACKOFF_CAP_S, Backoff
 from .context import Env
 from .controller import Controller
@@ -65,7 +67,7 @@ class App:
         events = EventRecorder(kube, kube.instance)
         env = Env(settings=settings, kube=kube, events=events, execs=execs, store=store)
         gate = Gate(priority)
-        informer = Informer(kube, store, queue, shards.shard_selector(index, count))
+        informer = Informer(kube, store, queue, settings.shard_selector)
         controller = Controller(env, queue)
         informer.on_session_gone = controller.forget
         app = cls(settings, kube, execs, env, queue, controller, informer, gate)

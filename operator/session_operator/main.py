@@ -21,7 +21,8 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from . import shards
+from rdev_api import shards
+
 from .app import App, ShardingRefused, check_server_shards
 from .kube import login
 from .settings import Settings, SettingsError, load_settings, unknown_variables
@@ -121,10 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     log.info(
-        "starting: namespaces=%s shard=%d/%d peering=%s priority=%d",
+        "starting: namespaces=%s shard=%d/%d range=[%s, %s) peering=%s priority=%d",
         ",".join(settings.namespaces) or "*",
         settings.shard_index,
         settings.shards,
+        *map(
+            shards.hex_bound,
+            shards.bounds(settings.shard_index, settings.shards, settings.shard_boundaries),
+        ),
         peering or "standalone",
         priority,
     )

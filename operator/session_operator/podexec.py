@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import aiohttp
 import kopf
 
+from rdev_api import shards
 from rdev_api.execresult import ExecError, ExecResult, Frames, parse_exit_status
 
-from . import metrics, shards
+from . import metrics
 from .kube import PODS, Connection, api_path
 from .settings import Settings, format_size
 

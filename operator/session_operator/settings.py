@@ -24,11 +24,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rdev_api import shards as sharding
 from rdev_api.durations import parse_duration
 from rdev_api.names import WEBUI_PORT
 from rdev_api.refnames import ref_name_problems
-
-from .shards import ordinal
 
 _TEMPLATE_KEYS = {"session", "namespace", "project", "port", "service"}
 # Byte counts, written with Kubernetes' binary suffixes (parse_size, size_text).
@@ -206,7 +205,7 @@ class Settings(BaseSettings):
     shards: int = Field(
         default=1,
         ge=1,
-        le=1024,
+        le=sharding.MAX_SHARDS,
         description=(
             "how many shards split the namespaces by the FNV-1a hash of their name; above `1`"
             " the API server must have the `ShardedListAndWatch` feature gate (alpha,"
@@ -221,6 +220,15 @@ class Settings(BaseSettings):
             "this replica's shard, `0` to `RDEV_SHARDS`-1; empty: the ordinal at the end of"
             " the pod's name (`POD_NAME`, else `HOSTNAME`) modulo `RDEV_SHARDS`, so a"
             " StatefulSet of 2N replicas gives every shard a standby"
+        ),
+    )
+    shard_boundaries: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "comma-separated hex hashes (`0x…`), `RDEV_SHARDS`-1 of them, rising: where"
+            " the slices of the ring meet, as `kubectl session shards` plans them to balance"
+            " the Sessions; empty: equal slices. Every replica needs the same value"
+            " (see docs/scaling.md)"
         ),
     )
     workers: int = Field(
@@ -325,6 +333,18 @@ class Settings(BaseSettings):
             return tuple(n.strip() for n in value.split(",") if n.strip())
         return value
 
+    @field_validator("shard_boundaries", mode="before")
+    @classmethod
+    def _parse_boundaries(cls, value: object, info: ValidationInfo) -> object:
+        count = info.data.get("shards")
+        if not isinstance(count, int):
+            return ()  # RDEV_SHARDS itself is invalid and is reported
+        if isinstance(value, str):
+            return sharding.parse_cuts(value, count)
+        if isinstance(value, tuple | list) and all(isinstance(v, int) for v in value):
+            return sharding.check_cuts(value, count) if value else ()
+        return value
+
     @field_validator("credential_server")
     @classmethod
     def _check_server(cls, value: str) -> str:
@@ -343,7 +363,7 @@ class Settings(BaseSettings):
             if count == 1:
                 return 0
             pod = os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or ""
-            found = ordinal(pod)
+            found = sharding.ordinal(pod)
             if found is None:
                 raise ValueError(
                     f"unset, and the pod name {pod!r} ends in no ordinal: set it to 0..{count - 1}"
@@ -357,6 +377,11 @@ class Settings(BaseSettings):
     def shard_index(self) -> int:
         """This replica's shard (resolved by ``_resolve_shard``, never None after validation)."""
         return self.shard or 0
+
+    @property
+    def shard_selector(self) -> str:
+        """This replica's ``shardSelector`` on every LIST and watch; empty: unsharded."""
+        return sharding.shard_selector(self.shard_index, self.shards, self.shard_boundaries)
 
     @field_validator("preview_url_template", "ingress_host_template")
     @classmethod

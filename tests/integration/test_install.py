@@ -45,7 +45,7 @@ from kubehelpers import (
     wait_for,
     wait_phase,
 )
-from session_operator import shards
+from rdev_api import shards
 
 MANIFESTS = ROOT / "manifests"
 NAMESPACE_READER = SINGLE_NAMESPACE / "namespace-reader.yaml"
@@ -316,11 +316,15 @@ def test_sharded_overlay(installed, kubeconfig):
     assert "RDEV_SHARD" not in env and "POD_NAME" in env
     owners = Counter(k % count for k in range(sts["spec"]["replicas"]))
     assert owners == dict.fromkeys(range(count), 2)
-    # The pod spec is the base Deployment's, but for the shard count.
+    # Equal slices until `kubectl session shards` plans the boundaries.
+    assert env["RDEV_SHARD_BOUNDARIES"] == ""
+    # The pod spec is the base Deployment's, but for the shard count and boundaries.
     base = find(installed, "Deployment", NAME)["spec"]["template"]
     ours = json.loads(json.dumps(sts["spec"]["template"]))
     ours["spec"]["containers"][0]["env"] = [
-        e for e in ours["spec"]["containers"][0]["env"] if e["name"] != "RDEV_SHARDS"
+        e
+        for e in ours["spec"]["containers"][0]["env"]
+        if e["name"] not in ("RDEV_SHARDS", "RDEV_SHARD_BOUNDARIES")
     ]
     assert ours == base
     # Each shard's replicas keep alive exactly the peering objects of the shards.

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from test_access import operator_kubeconfig
 
 from conftest import OperatorProcess, own_control_plane
+from kubectl_session import render
 from kubehelpers import (
     ROOT,
     create_project_pod,
@@ -30,14 +33,14 @@ from kubehelpers import (
     events_for,
     get_session,
     kubectl,
+    plugin,
     scratch_namespace,
     session_manifest,
     wait_condition,
     wait_for,
 )
-from rdev_api import GROUP, PLURAL, VERSION
+from rdev_api import GROUP, PLURAL, VERSION, shards
 from rdev_api.names import MANAGER
-from session_operator import shards
 
 PEERING_CRDS = ROOT / "manifests" / "base" / "kopf-peering-crds.yaml"
 SHARDS = 2
@@ -200,59 +203,113 @@ def test_two_shards_each_handle_exactly_the_sessions_of_their_namespaces(
         spaces = [stack.enter_context(scratch_namespace(api)) for _ in range(6)]
         while len({shards.shard_of(ns, SHARDS) for ns in spaces}) < SHARDS:
             spaces.append(stack.enter_context(scratch_namespace(api)))
-        base = f"rdev-shards-{spaces[0]}"
-        names = [shards.peering_name(base, i, SHARDS) for i in range(SHARDS)]
-        stack.enter_context(peerings(api, kubeconfig, names))
-        # Both serve all the test's namespaces (and nothing else on the cluster, as every
-        # test's operators); the shard comes from the pod name's ordinal.
-        ops = [
-            operator_factory(
-                RDEV_NAMESPACES=",".join(spaces),
-                RDEV_SHARDS=str(SHARDS),
-                RDEV_PEERING=base,
-                RDEV_PEERING_LIFETIME=f"{LIFETIME_S}s",
-                POD_NAME=f"rdev-op-{i}",
-                POD_ID=f"rdev-op-{i}",
-            )
-            for i in range(SHARDS)
-        ]
-        # Each shard elects its own leader: both act, neither pauses the other.
-        wait_for(lambda: all(acting(op) == 1.0 for op in ops), timeout=60, what="both shards act")
+        two_shards_split(api, kubeconfig, repo, operator_factory, stack, spaces, ())
 
-        for i, ns in enumerate(spaces):
-            create_project_pod(api, ns, f"p{i}", repo)
-            create_session(api, ns, session_manifest(f"sh{i}", f"p{i}", newBranch=f"shard/{i}"))
-        for i, ns in enumerate(spaces):
-            wait_condition(api, ns, f"sh{i}", "Ready", timeout=90)
 
-        expected = {index: 0 for index in range(SHARDS)}
+def test_planned_boundaries_split_namespaces_numbered_after_one_prefix(
+    api, kubeconfig, repo, operator_factory
+):
+    """Namespaces named ``<prefix>-0…5`` hash close together (FNV-1a's last bytes move the
+    low bits): equal slices give them all to one shard. ``kubectl session shards`` plans
+    boundaries between them, and the shards then split them three and three."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    with contextlib.ExitStack() as stack:
+        spaces = [stack.enter_context(scratch_namespace(api, f"{prefix}-{i}")) for i in range(6)]
+        assert len({shards.shard_of(ns, SHARDS) for ns in spaces}) == 1
         for i, ns in enumerate(spaces):
-            index = shards.shard_of(ns, SHARDS)
-            expected[index] += 1
-            own = {shards.user_agent(index, SHARDS).split("/")[0]}
-            # The status, and kopf's finalizer, written by this namespace's shard only.
-            written = shard_managers(get_session(api, ns, f"sh{i}"))
-            assert written.get("status") == own, (ns, written)
-            assert written.get("") == own, (ns, written)
-            # Events follow the status write: wait for them, bounded.
-            wait_for(
-                lambda ns=ns, i=i, index=index: (
-                    reporters(api, ns, f"sh{i}") == {f"rdev-op-{index}"}
-                ),
-                timeout=30,
-                what=f"sh{i} events from rdev-op-{index} only",
-            )
-        # Each replica lists and watches only its shard's namespaces: it holds only their
-        # Sessions, and receives watch events for them, counted under its shard's label
-        # only (every metric carries the shard).
-        for index, op in enumerate(ops):
-            assert held(op) == expected[index], (index, expected)
-            events = received(op, "session")
-            assert list(events) == [str(index)], events
-            assert events[str(index)] >= expected[index] > 0
-            exported = [line for line in op.metrics().splitlines() if line.startswith("rdev_")]
-            assert exported and all(f'shard="{index}"' in line for line in exported)
-        print(f"\nSessions per shard: {expected}", end=" ")
+            create_session(api, ns, session_manifest(f"w{i}", "none", newBranch=f"w/{i}"))
+        # The plugin counts every Session in the cluster, page by page, as the API lists them.
+        counts = Counter(
+            item["metadata"]["namespace"]
+            for item in client.CustomObjectsApi(api).list_cluster_custom_object(
+                GROUP, VERSION, PLURAL
+            )["items"]
+        )
+        shown = json.loads(ok(plugin(kubeconfig, "shards", "--shards", str(SHARDS), "-o", "json")))
+        assert shown == render.shard_plan(dict(counts), SHARDS, ())
+        assert [row["namespaces"] for row in shown["planned"]] != [0, len(counts)]
+        text = ok(plugin(kubeconfig, "shards", "--shards", str(SHARDS)))
+        assert f"RDEV_SHARD_BOUNDARIES={shown['boundaries']}" in text
+        # Planned over these six alone (the cluster holds other tests' Sessions too).
+        cuts = shards.plan(dict.fromkeys(spaces, 1), SHARDS)
+        assert [n for n, _ in shards.tally(dict.fromkeys(spaces, 1), SHARDS, cuts)] == [3, 3]
+        two_shards_split(api, kubeconfig, repo, operator_factory, stack, spaces, cuts)
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, f"{done.args}: rc={done.returncode} {done.stderr}"
+    return done.stdout
+
+
+def two_shards_split(
+    api: client.ApiClient,
+    kubeconfig: str,
+    repo: Any,
+    operator_factory: Any,
+    stack: contextlib.ExitStack,
+    spaces: list[str],
+    cuts: tuple[int, ...],
+) -> None:
+    """Two shards over ``spaces`` (cut at ``cuts``; empty: equal slices): each Session is
+    written, evented and held by its namespace's shard only."""
+    base = f"rdev-shards-{spaces[0]}"
+    names = [shards.peering_name(base, i, SHARDS) for i in range(SHARDS)]
+    stack.enter_context(peerings(api, kubeconfig, names))
+    # Both serve all the test's namespaces (and nothing else on the cluster, as every
+    # test's operators); the shard comes from the pod name's ordinal.
+    ops = [
+        operator_factory(
+            RDEV_NAMESPACES=",".join(spaces),
+            RDEV_SHARDS=str(SHARDS),
+            RDEV_SHARD_BOUNDARIES=shards.format_cuts(cuts),
+            RDEV_PEERING=base,
+            RDEV_PEERING_LIFETIME=f"{LIFETIME_S}s",
+            POD_NAME=f"rdev-op-{i}",
+            POD_ID=f"rdev-op-{i}",
+        )
+        for i in range(SHARDS)
+    ]
+    # Each shard elects its own leader: both act, neither pauses the other.
+    wait_for(lambda: all(acting(op) == 1.0 for op in ops), timeout=60, what="both shards act")
+
+    for i, ns in enumerate(spaces):
+        create_project_pod(api, ns, f"p{i}", repo)
+        create_session(api, ns, session_manifest(f"sh{i}", f"p{i}", newBranch=f"shard/{i}"))
+    for i, ns in enumerate(spaces):
+        wait_condition(api, ns, f"sh{i}", "Ready", timeout=90)
+
+    expected = {index: 0 for index in range(SHARDS)}
+    for i, ns in enumerate(spaces):
+        index = shards.shard_of(ns, SHARDS, cuts)
+        expected[index] += 1
+        own = {shards.user_agent(index, SHARDS).split("/")[0]}
+        # The status, and kopf's finalizer, written by this namespace's shard only.
+        written = shard_managers(get_session(api, ns, f"sh{i}"))
+        assert written.get("status") == own, (ns, written)
+        assert written.get("") == own, (ns, written)
+        # Events follow the status write: wait for them, bounded.
+        wait_for(
+            lambda ns=ns, i=i, index=index: reporters(api, ns, f"sh{i}") == {f"rdev-op-{index}"},
+            timeout=30,
+            what=f"sh{i} events from rdev-op-{index} only",
+        )
+    # Each replica lists and watches only its shard's namespaces: it holds only their
+    # Sessions (those made before it too), and receives watch events for them, counted
+    # under its shard's label only (every metric carries the shard).
+    custom = client.CustomObjectsApi(api)
+    present = Counter(
+        shards.shard_of(ns, SHARDS, cuts)
+        for ns in spaces
+        for _ in custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+    )
+    for index, op in enumerate(ops):
+        assert held(op) == present[index], (index, present)
+        events = received(op, "session")
+        assert list(events) == [str(index)], events
+        assert events[str(index)] >= expected[index] > 0
+        exported = [line for line in op.metrics().splitlines() if line.startswith("rdev_")]
+        assert exported and all(f'shard="{index}"' in line for line in exported)
+    print(f"\nSessions per shard: {expected}", end=" ")
 
 
 def test_a_shard_standby_takes_over_within_the_peering_lifetime(

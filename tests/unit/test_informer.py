@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asynchelpers import aio
-from rdev_api import Body
-from session_operator import shards
+from rdev_api import Body, shards
 from session_operator.backoff import Backoff
 from session_operator.informer import Informer
 from session_operator.kube import KubeError, Page, WatchEvent

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from session_operator import shards
+from rdev_api import shards
 from session_operator.settings import load_settings
 
 # ns-a as the API server hashes it (test_sharding.py asks the server);
@@ -128,3 +128,85 @@ def test_kopf_requests_carry_the_shard_in_their_user_agent() -> None:
         "User-Agent": "rdev-session-operator-shard-1-of-2/python",
     }
     assert named.server == info.server and named.token == info.token
+
+
+# Namespaces numbered after one prefix, as teams name them: FNV-1a's last bytes move
+# the low bits only, so equal slices (cut on the high bits) put them all in one shard.
+TEAMS = {f"team-{i:02d}": 100 for i in range(80)}
+
+
+def test_equal_slices_put_namespaces_numbered_after_one_prefix_in_one_shard() -> None:
+    assert [spaces for spaces, _ in shards.tally(TEAMS, 4)] == [0, 80, 0, 0]
+
+
+def test_a_plan_balances_the_sessions_of_namespaces_that_hash_close() -> None:
+    cuts = shards.plan(TEAMS, 4)
+    assert shards.tally(TEAMS, 4, cuts) == [(20, 2000)] * 4
+    # The API server reads them back as the operator does (selector text, one per shard).
+    assert shards.parse_cuts(shards.format_cuts(cuts), 4) == cuts
+    for index in range(4):
+        lo, hi = shards.bounds(index, 4, cuts)
+        assert all(
+            lo <= shards.fnv1a64(n) < hi for n in TEAMS if shards.shard_of(n, 4, cuts) == index
+        )
+
+
+def test_a_plan_weighs_namespaces_by_their_sessions() -> None:
+    weights = {f"rs-{i:03d}": 1 for i in range(30)}
+    weights["big"] = 30  # as much as the rest together
+    cuts = shards.plan(weights, 2)
+    held = [total for _, total in shards.tally(weights, 2, cuts)]
+    assert sorted(held) == [29, 31] or sorted(held) == [30, 30], held
+
+
+def test_a_plan_cuts_halfway_between_the_namespaces_it_separates() -> None:
+    weights = {name: 1 for name in ("a", "b", "c", "d")}
+    ring = sorted(shards.fnv1a64(n) for n in weights)
+    (cut,) = shards.plan(weights, 2)
+    assert cut == (ring[1] + ring[2] + 1) // 2
+    assert ring[1] < cut <= ring[2]
+
+
+def test_a_plan_gives_every_shard_a_namespace_even_when_one_weighs_most() -> None:
+    weights = {"a": 1000, "b": 1, "c": 1, "d": 1}
+    cuts = shards.plan(weights, 4)
+    assert [spaces for spaces, _ in shards.tally(weights, 4, cuts)] == [1, 1, 1, 1]
+    assert shards.plan({"a": 1}, 2) == ()  # fewer namespaces than shards: equal slices
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("0x1", "4 shards need 3 boundaries, not 1"),
+        ("0x3,0x2,0x1", "must rise strictly"),
+        ("0x0,0x2,0x3", "must rise strictly"),
+        ("0x1,0x2,0x10000000000000000", "must rise strictly"),
+        ("0x1,zz,0x3", "not hex numbers"),
+    ],
+)
+def test_boundaries_that_would_leave_a_gap_or_an_overlap_are_refused(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        shards.parse_cuts(text, 4)
+
+
+def test_cut_slices_cover_the_ring_without_gaps_or_overlaps() -> None:
+    cuts = shards.plan(TEAMS, 4)
+    edges = [shards.bounds(i, 4, cuts) for i in range(4)]
+    assert edges[0][0] == 0 and edges[-1][1] == shards.RING
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
+
+
+def test_boundaries_setting_picks_this_replicas_slice(clean_env: pytest.MonkeyPatch) -> None:
+    cuts = shards.plan(TEAMS, 4)
+    clean_env.setenv("RDEV_SHARDS", "4")
+    clean_env.setenv("RDEV_SHARD", "2")
+    assert load_settings().shard_selector == shards.shard_selector(2, 4)  # default: equal
+    clean_env.setenv("RDEV_SHARD_BOUNDARIES", shards.format_cuts(cuts))
+    settings = load_settings()
+    assert settings.shard_boundaries == cuts
+    assert settings.shard_selector == shards.selector(cuts[1], cuts[2])
+    clean_env.setenv("RDEV_SHARD_BOUNDARIES", "0x2,0x1")
+    with pytest.raises(SystemExit, match=r"RDEV_SHARD_BOUNDARIES: .*4 shards need 3 boundaries"):
+        load_settings()
