@@ -165,13 +165,22 @@ class Connection:
         if user_agent:
             # Names the replica (and its shard) in audit logs and in managedFields.
             self.headers["User-Agent"] = user_agent
-        context = resuming(info.as_ssl_context())
-        self.session = self._session(max(pool_size, 4), context)
-        # Watches hold their connections for minutes, one per feed (three per namespace
-        # served): in the request pool, enough of them leave no connection for a
-        # request, and every reconcile waits for a watch to end. Their number is fixed
-        # by the configuration, so their pool has no limit.
-        self.streams = self._session(0, context)
+        self.context = resuming(info.as_ssl_context())
+        self.session = self._session(max(pool_size, 4), self.context)
+        self._streams: aiohttp.ClientSession | None = None
+
+    @property
+    def streams(self) -> aiohttp.ClientSession:
+        """The watches' pool, made on the first watch (exec clients never watch).
+
+        Watches hold their connections for minutes, one per feed (three per namespace
+        served): in the request pool, enough of them leave no connection for a request,
+        and every reconcile waits for a watch to end. Their number is fixed by the
+        configuration, so their pool has no limit.
+        """
+        if self._streams is None:
+            self._streams = self._session(0, self.context)
+        return self._streams
 
     @staticmethod
     def _session(limit: int, context: ssl.SSLContext) -> aiohttp.ClientSession:
@@ -274,7 +283,8 @@ class Connection:
 
     async def close(self) -> None:
         await self.session.close()
-        await self.streams.close()
+        if self._streams is not None:
+            await self._streams.close()
 
 
 def api_path(kind: Kind, namespace: str | None, name: str = "", sub: str = "") -> str:
