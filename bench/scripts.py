@@ -1,4 +1,5 @@
-"""What the exec'd scripts cost: the operator's checkout against the floor's, and their parts.
+"""What the exec'd scripts cost: the operator's checkout and checkin against the floor's,
+and their parts.
 
     .venv/bin/python bench/scripts.py [--runs 30]
 
@@ -7,8 +8,9 @@ as its own, so every CPU-ms a script spends in the pod is throughput lost (the
 held burst, bench/README.md). This runs, on this host with no cluster, each
 script --runs times on a fresh copy of the bench's per-pod template repository
 (a new branch from origin's default, as the bench creates them), then each
-command of the operator's checkout alone, and prints the CPU of the child
-processes (user + system) per run.
+command of the operator's checkout alone, then the checkin of such a worktree (push
+for review and say what it holds), and prints the CPU of the child processes
+(user + system) per run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "operator")]
 
 import fixtures  # noqa: E402
+from floor import _CHECKIN as FLOOR_CHECKIN  # noqa: E402
 from floor import _CHECKOUT as FLOOR_CHECKOUT  # noqa: E402
 from session_operator import gitcmd  # noqa: E402
 
@@ -38,12 +41,21 @@ def children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
-def per_run_ms(base: Path, template: Path, label: str, script: Script, runs: int) -> float:
+def per_run_ms(
+    base: Path, template: Path, label: str, script: Script, runs: int, checked_out: bool = False
+) -> float:
+    """CPU-ms per run of ``script``; ``checked_out``: on a worktree the floor placed first."""
     total = 0.0
     for i in range(runs):
         repo = base / f"{label}-{i}"
         shutil.copytree(template, repo, symlinks=True)
-        argv = script(str(repo), f"{repo}-wt", f"bench/{i}", f"{repo}-run")
+        # A branch of its own: all clones share one origin, where a push that makes a ref
+        # costs about 10 CPU-ms more than one that finds it made.
+        branch = f"{label}/{i}"
+        argv = script(str(repo), f"{repo}-wt", branch, f"{repo}-run")
+        if checked_out:
+            place = ["sh", "-c", FLOOR_CHECKOUT, "sh", str(repo), f"{repo}-wt", branch]
+            subprocess.run(place, capture_output=True, check=True)
         before = children_cpu()
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         total += children_cpu() - before
@@ -105,6 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         print("the operator's checkout, command by command:")
         for name, seconds in totals.items():
             print(f"  {name:34s} {1000 * seconds / a.runs:5.2f}")
+
+        def operator_checkin(repo: str, wt: str, branch: str, run: str) -> list[str]:
+            return gitcmd.end(repo, wt, run, branch)
+
+        def floor_checkin(repo: str, wt: str, branch: str, run: str) -> list[str]:
+            return ["sh", "-c", FLOOR_CHECKIN, "sh", wt, branch]
+
+        print(f"CPU-ms per checkin (push for review) of such a worktree, {a.runs} runs each:")
+        for label, script in (("operator", operator_checkin), ("floor", floor_checkin)):
+            ms = per_run_ms(base, template, f"in-{label}", script, a.runs, checked_out=True)
+            print(f"  {label:8s} {ms:6.1f}")
     return 0
 
 
