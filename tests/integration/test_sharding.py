@@ -218,16 +218,24 @@ def test_planned_boundaries_split_namespaces_numbered_after_one_prefix(
         assert len({shards.shard_of(ns, SHARDS) for ns in spaces}) == 1
         for i, ns in enumerate(spaces):
             create_session(api, ns, session_manifest(f"w{i}", "none", newBranch=f"w/{i}"))
-        # The plugin counts every Session in the cluster, page by page, as the API lists them.
-        counts = Counter(
-            item["metadata"]["namespace"]
-            for item in client.CustomObjectsApi(api).list_cluster_custom_object(
-                GROUP, VERSION, PLURAL
-            )["items"]
-        )
-        shown = json.loads(ok(plugin(kubeconfig, "shards", "--shards", str(SHARDS), "-o", "json")))
-        assert shown == render.shard_plan(dict(counts), SHARDS, ())
-        assert [row["namespaces"] for row in shown["planned"]] != [0, len(counts)]
+        # The plugin counts every Session in the cluster, page by page, as the API lists
+        # them. Other tests' namespaces may still be going: compare while nothing moves.
+        custom = client.CustomObjectsApi(api)
+
+        def per_namespace() -> dict[str, int]:
+            items = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+            return dict(Counter(item["metadata"]["namespace"] for item in items))
+
+        def agreed() -> tuple[dict[str, int], dict[str, Any]] | None:
+            before = per_namespace()
+            done = plugin(kubeconfig, "shards", "--shards", str(SHARDS), "-o", "json")
+            shown = json.loads(ok(done))
+            return (before, shown) if per_namespace() == before else None
+
+        counts, shown = wait_for(agreed, timeout=60, what="the cluster's Sessions to hold still")
+        assert all(counts.get(ns) == 1 for ns in spaces)
+        assert shown == render.shard_plan(counts, SHARDS, ())
+        assert all(row["namespaces"] > 0 for row in shown["planned"])
         text = ok(plugin(kubeconfig, "shards", "--shards", str(SHARDS)))
         assert f"RDEV_SHARD_BOUNDARIES={shown['boundaries']}" in text
         # Planned over these six alone (the cluster holds other tests' Sessions too).
