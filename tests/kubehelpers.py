@@ -447,6 +447,12 @@ def namespaced_overlay(where: Path, namespaces: str) -> Path:
 PLUGIN = (sys.executable, "-m", "kubectl_session")
 
 
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    """The stdout of a command that must have succeeded (else its stderr in the failure)."""
+    assert done.returncode == 0, f"{done.args}: rc={done.returncode} {done.stderr}"
+    return done.stdout
+
+
 def plugin(
     kubeconfig: str, *args: str, timeout: float = 120, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:

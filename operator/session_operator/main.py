@@ -126,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         ",".join(settings.namespaces) or "*",
         settings.shard_index,
         settings.shards,
-        *map(
-            shards.hex_bound,
-            shards.bounds(settings.shard_index, settings.shards, settings.shard_boundaries),
-        ),
+        *map(shards.hex_bound, settings.shard_range),
         peering or "standalone",
         priority,
     )

@@ -379,6 +379,11 @@ class Settings(BaseSettings):
         return self.shard or 0
 
     @property
+    def shard_range(self) -> tuple[int, int]:
+        """This replica's slice ``[lo, hi)`` of the hash ring (all of it unsharded)."""
+        return sharding.bounds(self.shard_index, self.shards, self.shard_boundaries)
+
+    @property
     def shard_selector(self) -> str:
         """This replica's ``shardSelector`` on every LIST and watch; empty: unsharded."""
         return sharding.shard_selector(self.shard_index, self.shards, self.shard_boundaries)

@@ -36,6 +36,7 @@ from kubehelpers import (
     create_project_pod,
     create_session,
     get_session,
+    ok,
     plugin,
     session_manifest,
     wait_condition,
@@ -45,11 +46,6 @@ from kubehelpers import (
 from rdev_api.names import WEBUI_PORT
 
 FAKE_WEBUI = ROOT / "tests" / "fake_webui.py"
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, f"{done.args}: rc={done.returncode} {done.stderr}"
-    return done.stdout
 
 
 def parse_time(text: str) -> datetime:

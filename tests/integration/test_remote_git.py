@@ -28,6 +28,7 @@ from kubehelpers import (
     create_session,
     get_session,
     git,
+    ok,
     patch_session,
     plugin,
     process_alive,
@@ -82,11 +83,6 @@ class Remote:
         done = self.git("clone", self.url, into)
         assert done.returncode == 0, done.stderr
         return self.base / into
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, f"{done.args}: rc={done.returncode} {done.stderr}"
-    return done.stdout
 
 
 def refused(done: subprocess.CompletedProcess[str], text: str) -> str:

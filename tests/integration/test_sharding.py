@@ -33,6 +33,7 @@ from kubehelpers import (
     events_for,
     get_session,
     kubectl,
+    ok,
     plugin,
     scratch_namespace,
     session_manifest,
@@ -242,11 +243,6 @@ def test_planned_boundaries_split_namespaces_numbered_after_one_prefix(
         cuts = shards.plan(dict.fromkeys(spaces, 1), SHARDS)
         assert [n for n, _ in shards.tally(dict.fromkeys(spaces, 1), SHARDS, cuts)] == [3, 3]
         two_shards_split(api, kubeconfig, repo, operator_factory, stack, spaces, cuts)
-
-
-def ok(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 0, f"{done.args}: rc={done.returncode} {done.stderr}"
-    return done.stdout
 
 
 def two_shards_split(
