@@ -10,7 +10,9 @@ memory, and the same process as the image's.
 
 import sys
 
-for _unused in ("kubernetes", "kubernetes_asyncio", "pykube"):
+from session_operator import UNUSED_CLIENTS
+
+for _unused in UNUSED_CLIENTS:
     sys.modules.setdefault(_unused, None)  # type: ignore[arg-type]
 
 from session_operator.main import main  # noqa: E402
