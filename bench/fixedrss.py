@@ -103,39 +103,23 @@ def kopf_running(kubeconfig: str, extra: str = "") -> dict[str, float]:
 def operator_running(kubeconfig: str) -> dict[str, float]:
     """``python -m session_operator`` on a namespace with nothing in it, after priming."""
     import fixtures  # the bench's cluster helpers: only for a run against a cluster
-    from operator_proc import proc_status
+    from operator_proc import OperatorProcess, proc_status
 
     fixtures.install_crd(Path(kubeconfig))
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "operator.log"
-        env = {
-            **os.environ,
-            "KUBECONFIG": kubeconfig,
-            "PYTHONPATH": str(ROOT / "operator"),
-            "RDEV_NAMESPACES": "rdev-fixedrss-empty",
-            "RDEV_METRICS_PORT": "0",
-            "RDEV_HEALTH_PORT": "0",
-            "POD_ID": "fixedrss",
-        }
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "session_operator"], env=env, stdout=sink, stderr=sink
-            )
+        op = OperatorProcess(Path(kubeconfig), "rdev-fixedrss-empty", log, label="fixedrss")
+        op.start()
         try:
             deadline = time.monotonic() + BOUND_S
             while "caches primed" not in log.read_text(errors="replace"):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the operator did not prime: {log.read_text()[-500:]}")
+                if not op.alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"the operator did not prime: {op.tail(500)}")
                 time.sleep(0.2)
             time.sleep(SETTLE_S)
-            return {"VmRSS": round(proc_status(proc.pid)["rss_mb"], 1)}
+            return {"VmRSS": round(proc_status(op.pid)["rss_mb"], 1)}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            op.stop()
 
 
 def ceiling(result: dict[str, Any]) -> dict[str, float]:
