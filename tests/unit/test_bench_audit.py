@@ -3,18 +3,13 @@ fingerprinted), the object a request names, and the Session an Event is about.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-_spec = importlib.util.spec_from_file_location("bench_apistats", BENCH / "apistats.py")
-assert _spec and _spec.loader
-apistats = importlib.util.module_from_spec(_spec)
-sys.modules["bench_apistats"] = apistats
-_spec.loader.exec_module(apistats)
+from benchload import bench_module
+
+apistats = bench_module("apistats")
 
 SCRIPT = "set -u\n" + "echo checkout\n" * 20
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-_spec = importlib.util.spec_from_file_location("bench_fixedrss", BENCH / "fixedrss.py")
-assert _spec and _spec.loader
-fixedrss = importlib.util.module_from_spec(_spec)
-sys.modules["bench_fixedrss"] = fixedrss
-_spec.loader.exec_module(fixedrss)
+from benchload import bench_module
+
+fixedrss = bench_module("fixedrss")
 
 
 def result(sessions: int, shards: int, kb: float, fixed: float) -> dict[str, object]:

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-_spec = importlib.util.spec_from_file_location("bench_result", BENCH / "result.py")
-assert _spec and _spec.loader
-result = importlib.util.module_from_spec(_spec)
-sys.modules["bench_result"] = result
-_spec.loader.exec_module(result)
+from benchload import BENCH, bench_module
+
+result = bench_module("result")
 # Written before the lifecycle's client CPU was measured: not the current shape.
 OLDER = {"mem2000.json"}
 # bench/shards.py's results (make bench-shards): its own layout, not a BenchResult.
