@@ -34,15 +34,13 @@ from session_operator import UNUSED_CLIENTS  # noqa: E402
 TARGET_SHARE = 0.40  # make bench-shards: each shard's RSS at most this share of the single's
 TARGET_KB = 25.0  # make bench: at most this much per extra Active Session
 
+PYDANTIC = "import pydantic\nclass M(pydantic.BaseModel):\n    x: int = 0\nM(x=1)"
 # (what, the import it adds), cumulative, in the order the operator's imports pull them in.
 LAYERS = (
     ("the interpreter with ssl and asyncio", "import asyncio, json, logging, ssl"),
     ("aiohttp (multidict, yarl)", "import aiohttp"),
     ("kopf with its dependencies", "import kopf"),
-    (
-        "pydantic, one model built",
-        "import pydantic\nclass M(pydantic.BaseModel):\n    x: int = 0\nM(x=1)",
-    ),
+    ("pydantic, one model built", PYDANTIC),
     ("prometheus_client", "import prometheus_client"),
     ("pydantic-settings", "import pydantic_settings"),
     ("the operator's modules", "import session_operator.main"),
@@ -53,7 +51,6 @@ REPORT = (
     "print(json.dumps({l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status')"
     " if l.startswith(('VmRSS', 'RssAnon', 'RssFile'))}), flush=True)\n"
 )
-PYDANTIC = LAYERS[3][1]
 SETTLE_S = 3.0  # how long a started process runs before its RSS is read
 BOUND_S = 90.0  # the bound of every child process
 
