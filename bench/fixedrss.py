@@ -74,27 +74,28 @@ def mb(kb: int) -> float:
     return round(kb / 1024.0, 1)
 
 
+def child_rss(code: str, **env: str) -> dict[str, float]:
+    """Run ``code`` in a fresh interpreter; the RSS lines its REPORT printed last, in MB."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=BOUND_S,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"no RSS reported: {done.stderr.strip()[-500:]}")
+    return {k: mb(v) for k, v in json.loads(lines[-1]).items()}
+
+
 def imported(upto: int) -> dict[str, float]:
     code = HIDE + "\n".join(imp for _, imp in LAYERS[: upto + 1]) + "\n" + REPORT
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=BOUND_S
-    )
-    if out.returncode:
-        raise RuntimeError(out.stderr.strip().splitlines()[-1])
-    return {k: mb(v) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+    return child_rss(code, PYTHONPATH=str(ROOT / "operator"))
 
 
 def kopf_running(kubeconfig: str, extra: str = "") -> dict[str, float]:
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    code = kopf_idle(extra)
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=BOUND_S
-    )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"kopf did not report: {out.stderr.strip()[-500:]}")
-    return {k: mb(v) for k, v in json.loads(lines[-1]).items()}
+    return child_rss(kopf_idle(extra), KUBECONFIG=kubeconfig)
 
 
 def operator_running(kubeconfig: str) -> dict[str, float]:
