@@ -227,17 +227,19 @@ def test_planned_boundaries_split_namespaces_numbered_after_one_prefix(
             items = custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
             return dict(Counter(item["metadata"]["namespace"] for item in items))
 
-        def agreed() -> tuple[dict[str, int], dict[str, Any]] | None:
+        def agreed() -> tuple[dict[str, int], dict[str, Any], str] | None:
             before = per_namespace()
             done = plugin(kubeconfig, "shards", "--shards", str(SHARDS), "-o", "json")
             shown = json.loads(ok(done))
-            return (before, shown) if per_namespace() == before else None
+            text = ok(plugin(kubeconfig, "shards", "--shards", str(SHARDS)))
+            return (before, shown, text) if per_namespace() == before else None
 
-        counts, shown = wait_for(agreed, timeout=60, what="the cluster's Sessions to hold still")
+        counts, shown, text = wait_for(
+            agreed, timeout=60, what="the cluster's Sessions to hold still"
+        )
         assert all(counts.get(ns) == 1 for ns in spaces)
         assert shown == render.shard_plan(counts, SHARDS, ())
         assert all(row["namespaces"] > 0 for row in shown["planned"])
-        text = ok(plugin(kubeconfig, "shards", "--shards", str(SHARDS)))
         assert f"RDEV_SHARD_BOUNDARIES={shown['boundaries']}" in text
         # Planned over these six alone (the cluster holds other tests' Sessions too).
         cuts = shards.plan(dict.fromkeys(spaces, 1), SHARDS)
